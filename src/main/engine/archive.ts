@@ -1,0 +1,209 @@
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TidemarkError } from '../../shared/errors.js';
+import { Catalog, CATALOG_NAME } from './catalog.js';
+import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/archive-manifest.js';
+import { UpdateReader } from './format/update-reader.js';
+import { indexUpdate } from './update-index.js';
+import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
+import { archiveIoError } from './storage/io-errors.js';
+import { FolderStore } from './storage/folder-store.js';
+
+const LOCK_NAME = 'lock';
+
+export interface OpenOptions {
+  /** Writers take the archive lock and finish or clean up what a crash interrupted. */
+  write: boolean;
+}
+
+/**
+ * An archive on a secondary: manifest, update objects and catalog. Opening it for writing takes
+ * its lock, removes leftovers of interrupted writes and indexes any update that was committed but
+ * not yet recorded in the catalog (a crash between the two), so the interrupted operation either
+ * completed or simply did not occur.
+ */
+export class Archive {
+  private constructor(
+    readonly dir: string,
+    readonly manifest: ArchiveManifest,
+    readonly store: FolderStore,
+    readonly catalog: Catalog,
+    private readonly lock: ArchiveLock | null,
+  ) {}
+
+  static async open(dir: string, options: OpenOptions): Promise<Archive> {
+    const abs = path.resolve(dir);
+    const manifest = await readManifest(abs);
+    const lock = options.write ? await ArchiveLock.take(abs) : null;
+    try {
+      const store = new FolderStore(abs);
+      let catalog = await openCatalog(abs, manifest, options.write);
+      if (!options.write && (await unrecordedUpdates(store, catalog)).length > 0 && !catalog.inMemory) {
+        // A writer crashed between committing an update and recording it; a reader may not fix the
+        // file, so it reads the whole index from the updates into memory instead.
+        catalog.close();
+        catalog = memoryCatalog(manifest);
+      }
+      const archive = new Archive(abs, manifest, store, catalog, lock);
+      if (options.write) await archive.store.removeIncomplete();
+      await archive.indexUnrecorded();
+      return archive;
+    } catch (err) {
+      await lock?.release();
+      throw err;
+    }
+  }
+
+  /** Opens an archive whose manifest has just been written by init (the caller holds the lock). */
+  static async adopt(dir: string, lock: ArchiveLock): Promise<Archive> {
+    const manifest = await readManifest(dir);
+    const catalog = await openCatalog(dir, manifest, true);
+    return new Archive(dir, manifest, new FolderStore(dir), catalog, lock);
+  }
+
+  async updateNames(): Promise<string[]> {
+    return (await this.store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+  }
+
+  /** Indexes committed updates that the catalog does not know yet, oldest first. */
+  async indexUnrecorded(): Promise<number> {
+    const names = await unrecordedUpdates(this.store, this.catalog);
+    for (const name of names) await indexUpdate(this.catalog, await UpdateReader.open(this.store, name));
+    return names.length;
+  }
+
+  private closed = false;
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.catalog.close();
+    await this.store.close();
+    await this.lock?.release();
+  }
+}
+
+async function unrecordedUpdates(store: FolderStore, catalog: Catalog): Promise<string[]> {
+  const names = (await store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+  return names.filter((n) => !catalog.state(stateIdOf(n) as number));
+}
+
+function memoryCatalog(manifest: ArchiveManifest): Catalog {
+  const memory = Catalog.open(':memory:');
+  memory.setMeta('archiveId', manifest.archiveId);
+  return memory;
+}
+
+
+export async function readManifest(dir: string): Promise<ArchiveManifest> {
+  let bytes: Buffer;
+  try {
+    bytes = await fsp.readFile(path.join(dir, MANIFEST_NAME));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      const exists = fs.existsSync(dir);
+      throw new TidemarkError(
+        exists ? 'archive.foreign' : 'archive.not-found',
+        exists ? `${dir} is not a Tidemark archive (no ${MANIFEST_NAME})` : `no archive at ${dir}`,
+      );
+    }
+    throw archiveIoError(err, MANIFEST_NAME);
+  }
+  return parseManifest(bytes, dir);
+}
+
+async function openCatalog(dir: string, manifest: ArchiveManifest, write: boolean): Promise<Catalog> {
+  const file = path.join(dir, CATALOG_NAME);
+  if (!write) {
+    // A reader never writes the secondary (it may be read-only): an unusable catalog is rebuilt
+    // in memory from the update objects instead.
+    try {
+      const catalog = Catalog.open(file, true);
+      if (catalog.getMeta('archiveId') === manifest.archiveId) return catalog;
+      catalog.close();
+    } catch (err) {
+      if (err instanceof TidemarkError && err.code === 'archive.newer-format') throw err;
+    }
+    return memoryCatalog(manifest);
+  }
+  let catalog: Catalog;
+  try {
+    catalog = Catalog.open(file);
+  } catch (err) {
+    if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
+    // The catalog is only an index: set the damaged one aside and rebuild it from the updates.
+    await fsp.rename(file, `${file}.damaged-${Date.now()}`).catch(() => undefined);
+    catalog = Catalog.open(file);
+  }
+  const id = catalog.getMeta('archiveId');
+  if (id !== manifest.archiveId) {
+    catalog.clear();
+    catalog.setMeta('archiveId', manifest.archiveId);
+  }
+  return catalog;
+}
+
+/**
+ * One writer at a time. The lock file names its holder; a lock left by a process that no longer
+ * runs on this host (kill -9, power loss) is taken over, so a crash never blocks the next backup.
+ */
+export class ArchiveLock {
+  private constructor(private readonly file: string) {}
+
+  static async take(dir: string): Promise<ArchiveLock> {
+    const file = path.join(dir, LOCK_NAME);
+    const me = JSON.stringify({ pid: process.pid, host: os.hostname() });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await fsp.writeFile(file, me, { flag: 'wx' });
+        return new ArchiveLock(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw archiveIoError(err, 'taking the archive lock');
+      }
+      const holder = await readHolder(file);
+      if (holder && holder.host === os.hostname() && !alive(holder.pid)) {
+        await fsp.rm(file, { force: true });
+        continue;
+      }
+      if (!holder) {
+        // Written by a holder killed between create and write: stale by construction after a moment.
+        const age = Date.now() - (await fsp.stat(file).then((s) => s.mtimeMs).catch(() => 0));
+        if (age > 10_000) {
+          await fsp.rm(file, { force: true });
+          continue;
+        }
+      }
+      throw new TidemarkError(
+        'archive.locked',
+        `the archive is in use by another Tidemark process (${holder ? `pid ${holder.pid} on ${holder.host}` : 'starting'})`,
+        { retryable: true },
+      );
+    }
+    throw new TidemarkError('archive.locked', 'could not take the archive lock', { retryable: true });
+  }
+
+  async release(): Promise<void> {
+    await fsp.rm(this.file, { force: true }).catch(() => undefined);
+  }
+}
+
+async function readHolder(file: string): Promise<{ pid: number; host: string } | undefined> {
+  try {
+    const h = JSON.parse(await fsp.readFile(file, 'utf8')) as { pid: number; host: string };
+    return typeof h.pid === 'number' && typeof h.host === 'string' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,275 @@
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { TidemarkError } from '../../shared/errors.js';
+import type { Consistency, StateInfo } from '../../shared/states.js';
+import { HASH_BYTES } from './block-hash.js';
+import { FORMAT_VERSION } from './format/version.js';
+
+export const CATALOG_NAME = 'catalog.sqlite';
+const SCHEMA_VERSION = FORMAT_VERSION;
+const LOOKUP_BATCH = 256;
+
+/** Where one stored block lives: update object, record offset, lengths, codec. */
+export interface BlobLocation {
+  update: string;
+  offset: number;
+  storedLength: number;
+  rawLength: number;
+  codec: number;
+}
+
+export interface StateRow extends StateInfo {
+  update: string;
+  parent: number | null;
+  timeMs: number;
+}
+
+/**
+ * The SQLite index of the archive: states, where every stored block lives, and the latest
+ * state's block map. It is only an index — `rebuild` recreates it from the update objects — so
+ * it may be lost or damaged without losing anything.
+ */
+export class Catalog {
+  private readonly db: Db;
+  private readonly lookupStatements = new Map<number, Statement>();
+
+  private constructor(
+    db: Db,
+    readonly inMemory: boolean,
+  ) {
+    this.db = db;
+  }
+
+  static open(file: string, readonly = false): Catalog {
+    let db: Db;
+    let version: number;
+    try {
+      // Rollback journal, not WAL: a WAL database cannot be opened on a read-only backup disk.
+      db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
+      if (!readonly) db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      version = db.pragma('user_version', { simple: true }) as number;
+    } catch (err) {
+      throw catalogError(err, file);
+    }
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new TidemarkError(
+        'archive.newer-format',
+        `the catalog ${file} has format ${version}, newer than this Tidemark reads (${SCHEMA_VERSION}): update Tidemark`,
+      );
+    }
+    const catalog = new Catalog(db, file === ':memory:');
+    if (version === 0) {
+      if (readonly) throw new TidemarkError('archive.corrupt', `the catalog ${file} is empty`);
+      catalog.createSchema();
+    }
+    return catalog;
+  }
+
+  private createSchema(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS states (
+        id INTEGER PRIMARY KEY,
+        parent INTEGER,
+        time TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        update_name TEXT NOT NULL,
+        changed_blocks INTEGER NOT NULL,
+        stored_bytes INTEGER NOT NULL,
+        state_hash TEXT NOT NULL,
+        consistency TEXT NOT NULL,
+        consistency_reason TEXT
+      );
+      CREATE INDEX IF NOT EXISTS states_time ON states(time_ms);
+      CREATE TABLE IF NOT EXISTS blobs (
+        hash BLOB PRIMARY KEY,
+        update_name TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        stored_length INTEGER NOT NULL,
+        raw_length INTEGER NOT NULL,
+        codec INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS map_cache (state_id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
+    `);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  }
+
+  states(): StateRow[] {
+    return (this.db.prepare('SELECT * FROM states ORDER BY id').all() as DbState[]).map(toStateRow);
+  }
+
+  state(id: number): StateRow | undefined {
+    const row = this.db.prepare('SELECT * FROM states WHERE id = ?').get(id) as DbState | undefined;
+    return row && toStateRow(row);
+  }
+
+  latestState(): StateRow | undefined {
+    const row = this.db.prepare('SELECT * FROM states ORDER BY id DESC LIMIT 1').get() as DbState | undefined;
+    return row && toStateRow(row);
+  }
+
+  /** The latest state recorded at or before `timeMs`. */
+  stateAt(timeMs: number): StateRow | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM states WHERE time_ms <= ? ORDER BY time_ms DESC, id DESC LIMIT 1')
+      .get(timeMs) as DbState | undefined;
+    return row && toStateRow(row);
+  }
+
+  /** Locations of the given hashes that are stored; one query per 256 hashes. */
+  findBlobs(hashes: Buffer[]): Map<string, BlobLocation> {
+    const found = new Map<string, BlobLocation>();
+    for (let i = 0; i < hashes.length; i += LOOKUP_BATCH) {
+      const batch = hashes.slice(i, i + LOOKUP_BATCH);
+      for (const row of this.lookup(batch.length).all(...batch) as DbBlob[]) {
+        found.set(row.hash.toString('hex'), {
+          update: row.update_name,
+          offset: row.offset,
+          storedLength: row.stored_length,
+          rawLength: row.raw_length,
+          codec: row.codec,
+        });
+      }
+    }
+    return found;
+  }
+
+  private lookup(n: number): Statement {
+    let statement = this.lookupStatements.get(n);
+    if (!statement) {
+      const marks = new Array<string>(n).fill('?').join(',');
+      statement = this.db.prepare(`SELECT * FROM blobs WHERE hash IN (${marks})`);
+      this.lookupStatements.set(n, statement);
+    }
+    return statement;
+  }
+
+  /** Records a committed update: its state, its stored blocks and the new latest block map. */
+  recordState(
+    state: StateRow,
+    blobs: Array<{ hash: Buffer } & Omit<BlobLocation, 'update'>>,
+    map: Buffer | null,
+  ): void {
+    const insertBlob = this.db.prepare(
+      'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const insertState = this.db.prepare(
+      `INSERT INTO states (id, parent, time, time_ms, update_name, changed_blocks, stored_bytes, state_hash,
+         consistency, consistency_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const run = this.db.transaction(() => {
+      for (const b of blobs) {
+        if (b.hash.length !== HASH_BYTES) throw new TidemarkError('internal', 'bad blob hash length');
+        insertBlob.run(b.hash, state.update, b.offset, b.storedLength, b.rawLength, b.codec);
+      }
+      insertState.run(
+        state.id,
+        state.parent,
+        state.time,
+        state.timeMs,
+        state.update,
+        state.changedBlocks,
+        state.storedBytes,
+        state.stateHash,
+        state.consistency,
+        state.consistencyReason ?? null,
+      );
+      if (map) {
+        this.db.prepare('DELETE FROM map_cache').run();
+        this.db.prepare('INSERT INTO map_cache (state_id, hashes) VALUES (?, ?)').run(state.id, map);
+      }
+    });
+    try {
+      run();
+    } catch (err) {
+      throw catalogError(err, 'the catalog');
+    }
+  }
+
+  blobHashesOf(update: string): Buffer[] {
+    return (this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{ hash: Buffer }>).map(
+      (r) => r.hash,
+    );
+  }
+
+  cachedMap(stateId: number): Buffer | undefined {
+    const row = this.db.prepare('SELECT hashes FROM map_cache WHERE state_id = ?').get(stateId) as
+      | { hashes: Buffer }
+      | undefined;
+    return row?.hashes;
+  }
+
+  /** Empties every table (before a rebuild from the update objects). */
+  clear(): void {
+    this.db.exec('DELETE FROM states; DELETE FROM blobs; DELETE FROM map_cache; DELETE FROM meta;');
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+interface DbState {
+  id: number;
+  parent: number | null;
+  time: string;
+  time_ms: number;
+  update_name: string;
+  changed_blocks: number;
+  stored_bytes: number;
+  state_hash: string;
+  consistency: Consistency;
+  consistency_reason: string | null;
+}
+
+interface DbBlob {
+  hash: Buffer;
+  update_name: string;
+  offset: number;
+  stored_length: number;
+  raw_length: number;
+  codec: number;
+}
+
+function toStateRow(r: DbState): StateRow {
+  const row: StateRow = {
+    id: r.id,
+    time: r.time,
+    changedBlocks: r.changed_blocks,
+    storedBytes: r.stored_bytes,
+    stateHash: r.state_hash,
+    consistency: r.consistency,
+    update: r.update_name,
+    parent: r.parent,
+    timeMs: r.time_ms,
+  };
+  if (r.consistency_reason) row.consistencyReason = r.consistency_reason;
+  return row;
+}
+
+function catalogError(err: unknown, where: string): TidemarkError {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'SQLITE_FULL') return new TidemarkError('archive.full', `the backup disk is full (${where})`, { cause: err });
+  if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN') {
+    return new TidemarkError('archive.read-only', `cannot write ${where} (read-only or no permission)`, { cause: err });
+  }
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
+    return new TidemarkError('archive.corrupt', `${where} is damaged: run \`tidemark catalog rebuild\``, { cause: err });
+  }
+  return new TidemarkError('archive.io', `${where}: ${(err as Error).message}`, { cause: err });
+}

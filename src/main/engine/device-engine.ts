@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { TidemarkError } from '../../shared/errors.js';
+import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
+import { Archive, ArchiveLock, readManifest } from './archive.js';
+import type { StateRow } from './catalog.js';
+import { CATALOG_NAME } from './catalog.js';
+import { systemClock, type Clock } from './clock.js';
+import { captureBaseline, captureInterval, type CaptureResult } from './device/capture.js';
+import { PrimaryDevice } from './device/primary-device.js';
+import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
+import { UpdateReader } from './format/update-reader.js';
+import type { Journal } from './journal.js';
+import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
+import { archiveIoError } from './storage/io-errors.js';
+import { FolderStore } from './storage/folder-store.js';
+import { indexUpdate } from './update-index.js';
+import { verifyArchive, type VerifyOptions } from './verify.js';
+
+/**
+ * Default block size, chosen by `npm run bench` (README, "Block size"): 64 KiB keeps the
+ * bytes added per interval close to what changed while the per-block work and the block map
+ * (32 B a block) stay small.
+ */
+export const DEFAULT_BLOCK_SIZE = 64 * 1024;
+export const MIN_BLOCK_SIZE = 4096;
+export const MAX_BLOCK_SIZE = 16 << 20;
+
+export interface InitOptions {
+  blockSize?: number;
+  clock?: Clock;
+}
+
+/** Creates an archive of a device primary in `archiveDir` and records its baseline, state 0. */
+export async function initArchive(primaryPath: string, archiveDir: string, options: InitOptions = {}): Promise<StateRow> {
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || blockSize % 4096 !== 0) {
+    throw new TidemarkError('usage', `block size must be a multiple of 4096 between ${MIN_BLOCK_SIZE} and ${MAX_BLOCK_SIZE} bytes`);
+  }
+  const device = await PrimaryDevice.open(primaryPath);
+  await device.close();
+  const dir = path.resolve(archiveDir);
+  if (isInside(dir, device.path)) throw new TidemarkError('usage', 'the archive cannot be the primary itself');
+  const created = await prepareEmptyDir(dir, device.path);
+  const lock = await ArchiveLock.take(dir);
+  let archive: Archive | null = null;
+  try {
+    const manifest = newManifest({
+      archiveId: randomUUID(),
+      createdAt: (options.clock ?? systemClock).now().toISOString(),
+      blockSize,
+      primary: { kind: 'device', path: device.path, size: device.size },
+    });
+    const writer = await new FolderStore(dir).create(MANIFEST_NAME);
+    await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
+    await writer.commit();
+    archive = await Archive.adopt(dir, lock);
+    const state = await captureBaseline(archive, options.clock ?? systemClock);
+    await archive.close();
+    return state;
+  } catch (err) {
+    // A failed init leaves the folder as it found it.
+    await archive?.close().catch(() => undefined);
+    await removeArchiveFiles(dir);
+    await lock.release();
+    if (created) await fsp.rmdir(dir).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function prepareEmptyDir(dir: string, primaryPath: string): Promise<boolean> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
+    if (code !== 'ENOENT') throw archiveIoError(err, dir);
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (mkErr) {
+      throw archiveIoError(mkErr, `creating ${dir}`);
+    }
+    return true;
+  }
+  if (entries.includes(MANIFEST_NAME)) {
+    const m = await readManifest(dir);
+    if (m.primary.path === primaryPath) {
+      throw new TidemarkError('archive.not-empty', `${dir} already holds an archive of ${primaryPath}: use \`tidemark snapshot\``);
+    }
+    throw new TidemarkError('archive.other-primary', `${dir} holds the archive of another primary (${m.primary.path})`);
+  }
+  if (entries.length > 0) {
+    throw new TidemarkError('archive.not-empty', `${dir} is not empty and holds no Tidemark archive: choose an empty folder`);
+  }
+  return false;
+}
+
+async function removeArchiveFiles(dir: string): Promise<void> {
+  for (const name of [MANIFEST_NAME, CATALOG_NAME, `${CATALOG_NAME}-journal`, 'updates']) {
+    await fsp.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel === '';
+}
+
+export interface SnapshotOptions {
+  clock?: Clock;
+  journal?: Journal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Ends the current interval now (see captureInterval). */
+export async function snapshotArchive(archiveDir: string, options: SnapshotOptions = {}): Promise<CaptureResult> {
+  return withArchive(archiveDir, true, (archive) =>
+    captureInterval(archive, {
+      clock: options.clock ?? systemClock,
+      ...(options.journal ? { journal: options.journal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    }),
+  );
+}
+
+export async function listStates(archiveDir: string): Promise<StateInfo[]> {
+  return withArchive(archiveDir, false, (archive) =>
+    archive.catalog.states().map((s) => {
+      const info: StateInfo = {
+        id: s.id,
+        time: s.time,
+        changedBlocks: s.changedBlocks,
+        storedBytes: s.storedBytes,
+        stateHash: s.stateHash,
+        consistency: s.consistency,
+      };
+      if (s.consistencyReason) info.consistencyReason = s.consistencyReason;
+      return info;
+    }),
+  );
+}
+
+export async function restoreArchive(
+  archiveDir: string,
+  selector: StateSelector,
+  target: string,
+  options: RestoreOptions = {},
+): Promise<RestoreReport> {
+  return withArchive(archiveDir, false, (archive) => restoreState(archive, selector, target, options));
+}
+
+export async function verify(archiveDir: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  return withArchive(archiveDir, false, (archive) => verifyArchive(archive, options));
+}
+
+/**
+ * Recreates the catalog from the update objects alone. Damaged updates are left out and named;
+ * `verify` says which states they touch.
+ */
+export async function rebuildCatalog(archiveDir: string): Promise<{ states: number; damaged: string[] }> {
+  return withArchive(archiveDir, true, async (archive) => {
+    archive.catalog.clear();
+    archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
+    const damaged: string[] = [];
+    let states = 0;
+    for (const name of await archive.updateNames()) {
+      try {
+        await indexUpdate(archive.catalog, await UpdateReader.open(archive.store, name));
+        states++;
+      } catch (err) {
+        if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
+        damaged.push(name);
+      }
+    }
+    return { states, damaged };
+  });
+}
+
+async function withArchive<T>(dir: string, write: boolean, fn: (archive: Archive) => Promise<T> | T): Promise<T> {
+  if (!fs.existsSync(dir)) throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
+  const archive = await Archive.open(dir, { write });
+  try {
+    return await fn(archive);
+  } finally {
+    await archive.close();
+  }
+}
+
+export type { CaptureResult, StateSelector, RestoreOptions, VerifyOptions };

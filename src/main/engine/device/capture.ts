@@ -1,0 +1,269 @@
+import { TidemarkError } from '../../../shared/errors.js';
+import type { Consistency } from '../../../shared/states.js';
+import type { Archive } from '../archive.js';
+import { hashBlock, isZero, zeroHash } from '../block-hash.js';
+import type { BlobLocation, StateRow } from '../catalog.js';
+import type { Clock } from '../clock.js';
+import type { UpdateMeta } from '../format/update-format.js';
+import { UpdateWriter } from '../format/update-writer.js';
+import { FORMAT_VERSION } from '../format/version.js';
+import type { Journal } from '../journal.js';
+import { loadStateMap } from '../state-loader.js';
+import { StateMap } from '../state-map.js';
+import { updateName } from '../update-names.js';
+import { PrimaryDevice } from './primary-device.js';
+import { gradeSource } from './quiescence.js';
+
+const CHUNK_BYTES = 8 << 20;
+const MAX_RETRIES = 2;
+
+export interface CaptureOptions {
+  clock: Clock;
+  /** Read only the blocks this journal names instead of scanning the whole device. */
+  journal?: Journal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type CaptureResult = { changed: true; state: StateRow } | { changed: false; latest: StateRow };
+
+type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
+
+/**
+ * Ends the current interval of a device primary: reads the candidate blocks (all, or the
+ * journal's), keeps those whose content differs from the last state, stores the ones the archive
+ * does not hold yet, and commits the consolidated update before recording it in the catalog.
+ * With no change, nothing is written and no state is recorded.
+ */
+export async function captureInterval(archive: Archive, options: CaptureOptions): Promise<CaptureResult> {
+  const latest = archive.catalog.latestState();
+  if (!latest) throw new TidemarkError('archive.corrupt', 'the archive has no baseline state');
+  const previous = await loadStateMap(archive, latest.id);
+  const rotation = options.journal?.rotate();
+  try {
+    const result = await capture(archive, previous, latest, options, rotation?.blocks);
+    rotation?.settle(true);
+    return result;
+  } catch (err) {
+    rotation?.settle(false);
+    throw err;
+  }
+}
+
+/** The baseline: state 0, every block of the primary. */
+export async function captureBaseline(archive: Archive, clock: Clock): Promise<StateRow> {
+  const result = await capture(archive, null, null, { clock }, undefined);
+  if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
+  return result.state;
+}
+
+async function capture(
+  archive: Archive,
+  previous: StateMap | null,
+  latest: StateRow | null,
+  options: CaptureOptions,
+  candidates: number[] | undefined,
+): Promise<CaptureResult> {
+  const { manifest } = archive;
+  const device = await PrimaryDevice.open(manifest.primary.path);
+  try {
+    if (device.size !== manifest.primary.size) {
+      throw new TidemarkError(
+        'primary.size-changed',
+        `${device.path} is now ${device.size} bytes but was ${manifest.primary.size} when the archive was made; make a new archive for it`,
+      );
+    }
+    for (let attempt = 0; ; attempt++) {
+      const time = options.clock.now();
+      const grade = gradeSource(device);
+      const before = await device.restat();
+      const scan = await scanInto(archive, device, previous, latest, candidates, options);
+      const after = await device.restat();
+      const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
+      if (wrote && attempt < MAX_RETRIES) {
+        await scan.writer?.abort();
+        continue;
+      }
+      if (wrote) grade.consistency = 'none';
+      if (wrote) grade.reason = 'the primary was written while it was read, on every try';
+      return await commit(archive, scan, latest, time, grade);
+    }
+  } finally {
+    await device.close();
+  }
+}
+
+interface ScanResult {
+  map: StateMap;
+  changedBlocks: number;
+  writer: UpdateWriter | null;
+  blobs: NewBlob[];
+}
+
+async function scanInto(
+  archive: Archive,
+  device: PrimaryDevice,
+  previous: StateMap | null,
+  latest: StateRow | null,
+  candidates: number[] | undefined,
+  options: CaptureOptions,
+): Promise<ScanResult> {
+  const { blockSize, primary } = archive.manifest;
+  const map = previous ? previous.clone() : new StateMap(primary.size, blockSize);
+  const stateId = latest ? latest.id + 1 : 0;
+  const result: ScanResult = { map, changedBlocks: 0, writer: null, blobs: [] };
+  const storedHere = new Set<string>();
+  const runs = candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize);
+  const totalBlocks = candidates ? candidates.length : map.blockCount;
+  const pending: Array<{ index: number; hash: Buffer; data: Buffer | null }> = [];
+  let done = 0;
+
+  const processChunk = async (buffer: Buffer, firstBlock: number, blocks: number): Promise<void> => {
+    for (let i = 0; i < blocks; i++) {
+      const index = firstBlock + i;
+      const length = map.blockLength(index);
+      const data = buffer.subarray(i * blockSize, i * blockSize + length);
+      const zero = isZero(data);
+      const hash = zero ? zeroHash(length) : hashBlock(data);
+      if (previous && hash.equals(previous.hashAt(index))) continue;
+      map.set(index, hash);
+      result.changedBlocks++;
+      pending.push({ index, hash, data: zero ? null : data });
+    }
+    await storePending();
+    done += blocks;
+    options.onProgress?.(done, totalBlocks);
+  };
+
+  // Blocks of one chunk are deduplicated with a single catalog query, then stored in order.
+  const storePending = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const known = archive.catalog.findBlobs(pending.filter((p) => p.data).map((p) => p.hash));
+    const writer = (result.writer ??= await UpdateWriter.create(archive.store, updateName(stateId), blockSize));
+    for (const { index, hash, data } of pending) {
+      const key = hash.toString('latin1');
+      if (data && !known.has(hash.toString('hex')) && !storedHere.has(key)) {
+        const stored = await writer.addBlock(hash, data);
+        storedHere.add(key);
+        result.blobs.push({ hash, ...stored });
+      }
+      writer.addMapEntry(index, hash);
+    }
+    pending.length = 0;
+  };
+
+  try {
+    await readRuns(device, runs, blockSize, processChunk);
+  } catch (err) {
+    await result.writer?.abort();
+    throw err;
+  }
+  return result;
+}
+
+async function commit(
+  archive: Archive,
+  scan: ScanResult,
+  latest: StateRow | null,
+  time: Date,
+  grade: { consistency: Consistency; reason?: string },
+): Promise<CaptureResult> {
+  if (scan.changedBlocks === 0 || !scan.writer) {
+    await scan.writer?.abort();
+    if (!latest) throw new TidemarkError('internal', 'no baseline');
+    return { changed: false, latest };
+  }
+  const { manifest } = archive;
+  const stateId = latest ? latest.id + 1 : 0;
+  const stateHash = scan.map.stateHash();
+  const meta: UpdateMeta = {
+    format: FORMAT_VERSION,
+    archiveId: manifest.archiveId,
+    stateId,
+    parentStateId: latest ? latest.id : null,
+    time: time.toISOString(),
+    blockSize: manifest.blockSize,
+    primarySize: manifest.primary.size,
+    changedBlocks: scan.changedBlocks,
+    storedBlocks: scan.writer.storedBlocks,
+    stateHash,
+    consistency: grade.consistency,
+    ...(grade.reason ? { consistencyReason: grade.reason } : {}),
+  };
+  let size: number;
+  try {
+    size = await scan.writer.finish(meta);
+  } catch (err) {
+    await scan.writer.abort();
+    throw err;
+  }
+  const state: StateRow = {
+    id: stateId,
+    parent: meta.parentStateId,
+    time: meta.time,
+    timeMs: time.getTime(),
+    update: updateName(stateId),
+    changedBlocks: scan.changedBlocks,
+    storedBytes: size,
+    stateHash,
+    consistency: grade.consistency,
+    ...(grade.reason ? { consistencyReason: grade.reason } : {}),
+  };
+  archive.catalog.recordState(state, scan.blobs, scan.map.hashes);
+  return { changed: true, state };
+}
+
+/** A run of contiguous blocks to read: [first, first + count). */
+type Run = [first: number, count: number];
+
+function* wholeDevice(blockCount: number, blockSize: number): Generator<Run> {
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / blockSize));
+  for (let first = 0; first < blockCount; first += perChunk) yield [first, Math.min(perChunk, blockCount - first)];
+}
+
+function* runsOf(sorted: number[], blockSize: number): Generator<Run> {
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / blockSize));
+  let i = 0;
+  while (i < sorted.length) {
+    const first = sorted[i] as number;
+    let count = 1;
+    while (i + count < sorted.length && sorted[i + count] === first + count && count < perChunk) count++;
+    yield [first, count];
+    i += count;
+  }
+}
+
+/**
+ * Reads runs with two buffers: the next run is read (on libuv's thread pool) while the current
+ * one is hashed and stored, so scanning runs at the speed of the slower of the two.
+ */
+async function readRuns(
+  device: PrimaryDevice,
+  runs: Iterable<Run>,
+  blockSize: number,
+  process: (buffer: Buffer, firstBlock: number, blocks: number) => Promise<void>,
+): Promise<void> {
+  const chunkBytes = Math.max(blockSize, Math.floor(CHUNK_BYTES / blockSize) * blockSize);
+  const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] as const;
+  const iterator = runs[Symbol.iterator]();
+  const start = (run: Run | undefined, buffer: Buffer): Promise<Run> | null => {
+    if (!run) return null;
+    const [first, count] = run;
+    const offset = first * blockSize;
+    const length = Math.min(count * blockSize, device.size - offset);
+    return device.read(buffer, length, offset).then(() => run);
+  };
+  let which = 0;
+  let reading = start(iterator.next().value ?? undefined, buffers[0]);
+  while (reading) {
+    const run = await reading;
+    const next = iterator.next();
+    reading = start(next.done ? undefined : next.value, buffers[1 - which] as Buffer);
+    try {
+      await process(buffers[which] as Buffer, run[0], run[1]);
+    } catch (err) {
+      await reading?.catch(() => undefined);
+      throw err;
+    }
+    which = 1 - which;
+  }
+}

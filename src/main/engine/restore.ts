@@ -1,0 +1,298 @@
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { TidemarkError } from '../../shared/errors.js';
+import type { RestoreReport } from '../../shared/states.js';
+import type { Archive } from './archive.js';
+import { BlockCodec } from './block-codec.js';
+import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
+import type { StateRow } from './catalog.js';
+import { describeDevice, deviceNumbers } from './device/primary-device.js';
+import { RECORD_HEADER_BYTES } from './format/update-format.js';
+import { loadStateMap } from './state-loader.js';
+import { computeStateHash, type StateMap } from './state-map.js';
+
+const BATCH_BLOCKS = 256;
+const WRITE_BUFFER = 8 << 20;
+
+export type StateSelector = { stateId: number } | { at: Date };
+
+export interface RestoreOptions {
+  /** Write only the blocks where the target differs from the state (it is read first). */
+  rollback?: boolean;
+  /** Overwrite an existing target completely. */
+  force?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function resolveState(archive: Archive, selector: StateSelector): StateRow {
+  if ('stateId' in selector) {
+    const row = archive.catalog.state(selector.stateId);
+    if (!row) throw new TidemarkError('state.not-found', `state ${selector.stateId} does not exist in this archive`);
+    return row;
+  }
+  const row = archive.catalog.stateAt(selector.at.getTime());
+  if (!row) throw new TidemarkError('state.not-found', `no state at or before ${selector.at.toISOString()}`);
+  return row;
+}
+
+/**
+ * Restores a state onto a file or block device and proves it: the target is read back and its
+ * state hash must equal the one recorded for the state before success is reported.
+ */
+export async function restoreState(
+  archive: Archive,
+  selector: StateSelector,
+  targetPath: string,
+  options: RestoreOptions = {},
+): Promise<RestoreReport> {
+  const state = resolveState(archive, selector);
+  const map = await loadStateMap(archive, state.id);
+  const target = await openTarget(archive, path.resolve(targetPath), map, options);
+  let written = { blocks: 0, bytes: 0 };
+  try {
+    written = await writeBlocks(archive, map, target, options);
+    if (target.type === 'file') await target.handle.truncate(map.primarySize);
+    await target.handle.sync();
+    const hash = await hashTarget(target.handle, map);
+    if (hash !== state.stateHash) {
+      throw new TidemarkError('restore.mismatch', `the restored ${target.path} does not match state ${state.id} (state hash differs)`);
+    }
+  } catch (err) {
+    await target.handle.close();
+    // A half-written new file is worthless and misleading; an existing target keeps what it got.
+    if (target.fresh) await fsp.rm(target.path, { force: true });
+    throw targetError(err, target.path);
+  }
+  await target.handle.close();
+  return {
+    state: state.id,
+    target: target.path,
+    rollback: options.rollback === true,
+    blocksWritten: written.blocks,
+    bytesWritten: written.bytes,
+    stateHash: state.stateHash,
+    verified: true,
+  };
+}
+
+interface Target {
+  path: string;
+  type: 'file' | 'block-device';
+  handle: FileHandle;
+  /** The target was created empty: zero blocks need no write. */
+  fresh: boolean;
+  /** Bytes of the target that hold earlier content (read and compared in a rollback). */
+  existingSize: number;
+}
+
+async function openTarget(archive: Archive, abs: string, map: StateMap, options: RestoreOptions): Promise<Target> {
+  const primary = archive.manifest.primary.path;
+  const exists = fs.existsSync(abs);
+  if (!exists) {
+    await checkFreeSpace(path.dirname(abs), map);
+    try {
+      return { path: abs, type: 'file', handle: await fsp.open(abs, 'wx+'), fresh: true, existingSize: 0 };
+    } catch (err) {
+      throw targetError(err, abs);
+    }
+  }
+  const { stat, type } = await describeDevice(abs).catch((err: unknown) => {
+    throw targetError(err, abs);
+  });
+  const isPrimary = samePath(abs, primary);
+  if (isPrimary && !options.rollback) {
+    throw new TidemarkError(
+      'restore.target-is-primary',
+      `${abs} is the protected primary: add --rollback to roll it back (only differing blocks are written)`,
+    );
+  }
+  if (!options.rollback && !options.force && (type === 'block-device' || stat.size > 0)) {
+    throw new TidemarkError('restore.target-exists', `${abs} already holds data: use --rollback or --force, or choose a new file`);
+  }
+  const size = type === 'file' ? stat.size : blockDeviceBytes(stat);
+  if (type === 'block-device') {
+    if (size < map.primarySize) {
+      throw new TidemarkError('restore.target-too-small', `${abs} holds ${size} bytes; state needs ${map.primarySize}`);
+    }
+    const mount = mountedAt(stat.rdev);
+    if (mount) throw new TidemarkError('restore.target-unwritable', `${abs} is mounted at ${mount}: unmount it first`);
+  } else if (map.primarySize > size) {
+    await checkFreeSpace(path.dirname(abs), map);
+  }
+  let handle: FileHandle;
+  try {
+    handle = await fsp.open(abs, 'r+');
+  } catch (err) {
+    throw targetError(err, abs);
+  }
+  return { path: abs, type, handle, fresh: false, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
+}
+
+async function writeBlocks(
+  archive: Archive,
+  map: StateMap,
+  target: Target,
+  options: RestoreOptions,
+): Promise<{ blocks: number; bytes: number }> {
+  const { blockSize } = map;
+  const codec = new BlockCodec(blockSize);
+  const block = Buffer.allocUnsafe(blockSize);
+  const stored = Buffer.allocUnsafe(codec.bound(blockSize));
+  const current = Buffer.allocUnsafe(blockSize);
+  const out = Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize));
+  let outStart = -1;
+  let outUsed = 0;
+  let blocks = 0;
+  let bytes = 0;
+
+  const flush = async (): Promise<void> => {
+    if (outUsed > 0) await writeFully(target.handle, out.subarray(0, outUsed), outStart);
+    outUsed = 0;
+    outStart = -1;
+  };
+  const emit = async (offset: number, data: Buffer): Promise<void> => {
+    if (outUsed > 0 && (outStart + outUsed !== offset || outUsed + data.length > out.length)) await flush();
+    if (outUsed === 0) outStart = offset;
+    data.copy(out, outUsed);
+    outUsed += data.length;
+    blocks++;
+    bytes += data.length;
+  };
+
+  for (let first = 0; first < map.blockCount; first += BATCH_BLOCKS) {
+    const last = Math.min(first + BATCH_BLOCKS, map.blockCount);
+    const wanted: number[] = [];
+    for (let i = first; i < last; i++) {
+      const offset = i * blockSize;
+      const length = map.blockLength(i);
+      if (offset < target.existingSize) {
+        // Rollback: the block stays if the target already holds this content.
+        const have = current.subarray(0, length);
+        await readFully(target.handle, have, offset, Math.min(length, target.existingSize - offset));
+        if (hashOf(have).equals(map.hashAt(i))) continue;
+      } else if (target.fresh && map.isZeroAt(i)) {
+        continue;
+      }
+      wanted.push(i);
+    }
+    const nonZero = wanted.filter((i) => !map.isZeroAt(i));
+    const locations = archive.catalog.findBlobs(nonZero.map((i) => Buffer.from(map.hashAt(i))));
+    for (const i of wanted) {
+      const length = map.blockLength(i);
+      if (map.isZeroAt(i)) {
+        block.fill(0, 0, length);
+        await emit(i * blockSize, block.subarray(0, length));
+        continue;
+      }
+      const expected = map.hashAt(i);
+      const where = locations.get(expected.toString('hex'));
+      if (!where) throw new TidemarkError('archive.corrupt', `a block of state data is missing from the archive (block ${i})`);
+      const raw = await archive.store.read(where.update, where.offset + RECORD_HEADER_BYTES, where.storedLength, stored);
+      const data = codec.decompress(where.codec, raw, block, length, where.update);
+      if (!hashBlock(data).equals(expected)) {
+        throw new TidemarkError('archive.corrupt', `${where.update}: damaged block at byte ${where.offset} (run verify)`);
+      }
+      await emit(i * blockSize, data);
+    }
+    await flush();
+    options.onProgress?.(last, map.blockCount);
+  }
+  await flush();
+  return { blocks, bytes };
+}
+
+function hashOf(data: Buffer): Buffer {
+  return isZero(data) ? zeroHash(data.length) : hashBlock(data);
+}
+
+/** Reads the target back and computes its state hash. */
+async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
+  const hashes = Buffer.allocUnsafe(map.blockCount * HASH_BYTES);
+  const perChunk = Math.max(1, Math.floor(WRITE_BUFFER / map.blockSize));
+  const chunk = Buffer.allocUnsafe(perChunk * map.blockSize);
+  for (let first = 0; first < map.blockCount; first += perChunk) {
+    const count = Math.min(perChunk, map.blockCount - first);
+    const offset = first * map.blockSize;
+    const length = Math.min(count * map.blockSize, map.primarySize - offset);
+    await readFully(handle, chunk, offset, length);
+    for (let i = 0; i < count; i++) {
+      const index = first + i;
+      const data = chunk.subarray(i * map.blockSize, i * map.blockSize + map.blockLength(index));
+      hashOf(data).copy(hashes, index * HASH_BYTES);
+    }
+  }
+  return computeStateHash(map.primarySize, map.blockSize, hashes);
+}
+
+async function readFully(handle: FileHandle, into: Buffer, position: number, length: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(into, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  into.fill(0, done, into.length);
+}
+
+async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function checkFreeSpace(dir: string, map: StateMap): Promise<void> {
+  let needed = 0;
+  for (let i = 0; i < map.blockCount; i++) if (!map.isZeroAt(i)) needed += map.blockLength(i);
+  let free: number;
+  try {
+    const s = await fsp.statfs(dir);
+    free = s.bavail * s.bsize;
+  } catch (err) {
+    throw targetError(err, dir);
+  }
+  if (free < needed) {
+    throw new TidemarkError(
+      'restore.target-too-small',
+      `not enough free space in ${dir}: the state needs ${needed} bytes, ${free} are free`,
+    );
+  }
+}
+
+function blockDeviceBytes(stat: fs.Stats): number {
+  const { major, minor } = deviceNumbers(stat.rdev);
+  return Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
+}
+
+function mountedAt(rdev: number): string | undefined {
+  const { major, minor } = deviceNumbers(rdev);
+  try {
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[2] === `${major}:${minor}`) return f[4];
+    }
+  } catch {
+    // not Linux
+  }
+  return undefined;
+}
+
+function samePath(a: string, b: string): boolean {
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b);
+  } catch {
+    return path.resolve(a) === path.resolve(b);
+  }
+}
+
+function targetError(err: unknown, where: string): TidemarkError {
+  if (err instanceof TidemarkError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EFBIG') {
+    return new TidemarkError('restore.target-too-small', `${where}: no space left for the restore`, { cause: err });
+  }
+  return new TidemarkError('restore.target-unwritable', `cannot write ${where}: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,41 @@
+/**
+ * The archive lives behind this small interface of immutable, named objects, so that a folder on a
+ * disk and (later) an S3-compatible bucket are interchangeable. Nothing above it may rely on rename,
+ * append or in-place rewrite of an object.
+ *
+ * Semantics every implementation guarantees:
+ * - Atomicity: an object created with `create` is invisible (to `list`, `read`, `size`) until
+ *   `commit` resolves; after a crash at any instant it either exists whole or not at all.
+ * - Durability: when `commit` resolves, the object survives power loss.
+ * - Put-if-absent: `commit` fails with `archive.corrupt` if the name already exists. The folder
+ *   store guarantees this only for writers holding the archive lock (one writer at a time).
+ * - Immutability: a committed object never changes; it can only be deleted whole.
+ * - Errors are `TidemarkError`s: `archive.full`, `archive.read-only`, `archive.io`, and
+ *   `archive.corrupt` for a missing object or a short read.
+ */
+export interface ObjectStore {
+  /** Human description of where the objects live (a folder path, a bucket URL). */
+  readonly location: string;
+  create(name: string): Promise<ObjectWriter>;
+  /** Reads exactly `length` bytes at `offset` into `into` (or a new buffer) and returns them. */
+  read(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  size(name: string): Promise<number>;
+  exists(name: string): Promise<boolean>;
+  /** Names of committed objects starting with `prefix`, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(name: string): Promise<void>;
+  /** Removes leftovers of writers that never committed (after a crash). Holder of the lock only. */
+  removeIncomplete(): Promise<number>;
+}
+
+export interface ObjectWriter {
+  readonly name: string;
+  /** Bytes written so far. */
+  readonly length: number;
+  /** Appends bytes; the buffer may be reused by the caller once the promise resolves. */
+  write(data: Uint8Array): Promise<void>;
+  /** Makes the object durable and visible under its name. */
+  commit(): Promise<void>;
+  /** Discards everything written; safe to call after a failed write or commit. */
+  abort(): Promise<void>;
+}
