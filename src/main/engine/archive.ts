@@ -157,14 +157,23 @@ export class ArchiveLock {
     const file = path.join(dir, LOCK_NAME);
     const me = JSON.stringify({ pid: process.pid, host: os.hostname() });
     for (let attempt = 0; attempt < 2; attempt++) {
+      let handle: fsp.FileHandle | undefined;
       try {
-        await fsp.writeFile(file, me, { flag: 'wx' });
+        handle = await fsp.open(file, 'wx');
+        await handle.writeFile(me);
+        await handle.close();
         return new ArchiveLock(file);
       } catch (err) {
+        if (handle) {
+          // We created the lock but could not fill it (a full disk): an empty lock would read as
+          // "another process is starting" and block the next backup, so it goes.
+          await handle.close().catch(() => undefined);
+          await fsp.rm(file, { force: true }).catch(() => undefined);
+        }
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw archiveIoError(err, 'taking the archive lock');
       }
       const holder = await readHolder(file);
-      if (holder && holder.host === os.hostname() && !alive(holder.pid)) {
+      if (holder && holder.host === os.hostname() && !isProcessAlive(holder.pid)) {
         await fsp.rm(file, { force: true });
         continue;
       }
@@ -199,7 +208,8 @@ async function readHolder(file: string): Promise<{ pid: number; host: string } |
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this id runs on this host (EPERM: it does, as another user). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

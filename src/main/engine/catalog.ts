@@ -91,7 +91,7 @@ export class Catalog {
         raw_length INTEGER NOT NULL,
         codec INTEGER NOT NULL
       ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS map_cache (state_id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
+      CREATE TABLE IF NOT EXISTS map_cache (state_id INTEGER PRIMARY KEY, hashes BLOB NOT NULL, scan_hashes BLOB);
     `);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -159,7 +159,7 @@ export class Catalog {
   recordState(
     state: StateRow,
     blobs: Array<{ hash: Buffer } & Omit<BlobLocation, 'update'>>,
-    map: Buffer | null,
+    map: { hashes: Buffer; scanHashes: Buffer } | null,
   ): void {
     const insertBlob = this.db.prepare(
       'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
@@ -187,7 +187,9 @@ export class Catalog {
       );
       if (map) {
         this.db.prepare('DELETE FROM map_cache').run();
-        this.db.prepare('INSERT INTO map_cache (state_id, hashes) VALUES (?, ?)').run(state.id, map);
+        this.db
+          .prepare('INSERT INTO map_cache (state_id, hashes, scan_hashes) VALUES (?, ?, ?)')
+          .run(state.id, map.hashes, map.scanHashes);
       }
     });
     try {
@@ -203,11 +205,20 @@ export class Catalog {
     );
   }
 
-  cachedMap(stateId: number): Buffer | undefined {
-    const row = this.db.prepare('SELECT hashes FROM map_cache WHERE state_id = ?').get(stateId) as
-      | { hashes: Buffer }
+  updateScanHashes(stateId: number, scanHashes: Buffer): void {
+    try {
+      this.db.prepare('UPDATE map_cache SET scan_hashes = ? WHERE state_id = ?').run(scanHashes, stateId);
+    } catch {
+      // Only a cache: the next scan recomputes what it cannot find.
+    }
+  }
+
+  /** The cached block map of `stateId` (BLAKE3 and scan hashes), if it is the cached one. */
+  cachedMap(stateId: number): { hashes: Buffer; scanHashes: Buffer | null } | undefined {
+    const row = this.db.prepare('SELECT hashes, scan_hashes FROM map_cache WHERE state_id = ?').get(stateId) as
+      | { hashes: Buffer; scan_hashes: Buffer | null }
       | undefined;
-    return row?.hashes;
+    return row && { hashes: row.hashes, scanHashes: row.scan_hashes };
   }
 
   /** Empties every table (before a rebuild from the update objects). */
@@ -217,6 +228,28 @@ export class Catalog {
 
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
+  }
+
+  /**
+   * Runs `fn`, which may await I/O, as one SQLite transaction: all of its writes land or none
+   * (better-sqlite3's `transaction` is synchronous only; `recordState` inside nests as a
+   * savepoint). Only for the holder of the archive lock: nothing else may use this catalog
+   * until it settles.
+   */
+  async atomically<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      throw catalogError(err, 'the catalog');
+    }
+    try {
+      const result = await fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err instanceof TidemarkError ? err : catalogError(err, 'the catalog');
+    }
   }
 
   close(): void {

@@ -15,7 +15,7 @@ import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
 import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
 import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore } from './storage/folder-store.js';
+import { FolderStore, makeDirs } from './storage/folder-store.js';
 import { indexUpdate } from './update-index.js';
 import { verifyArchive, type VerifyOptions } from './verify.js';
 
@@ -79,7 +79,7 @@ async function prepareEmptyDir(dir: string, primaryPath: string): Promise<boolea
     if (code === 'ENOTDIR') throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
     if (code !== 'ENOENT') throw archiveIoError(err, dir);
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await makeDirs(dir);
     } catch (mkErr) {
       throw archiveIoError(mkErr, `creating ${dir}`);
     }
@@ -161,7 +161,9 @@ export async function verify(archiveDir: string, options: VerifyOptions = {}): P
  * `verify` says which states they touch.
  */
 export async function rebuildCatalog(archiveDir: string): Promise<{ states: number; damaged: string[] }> {
-  return withArchive(archiveDir, true, async (archive) => {
+  // One transaction: an update this build cannot read (a newer format) or a full disk stops the
+  // rebuild with the old catalog still in place, not an emptied one.
+  return withArchive(archiveDir, true, (archive) => archive.catalog.atomically(async () => {
     archive.catalog.clear();
     archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
     const damaged: string[] = [];
@@ -176,7 +178,7 @@ export async function rebuildCatalog(archiveDir: string): Promise<{ states: numb
       }
     }
     return { states, damaged };
-  });
+  }));
 }
 
 async function withArchive<T>(dir: string, write: boolean, fn: (archive: Archive) => Promise<T> | T): Promise<T> {

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport } from '../../shared/states.js';
-import type { Archive } from './archive.js';
+import { isProcessAlive, type Archive } from './archive.js';
 import { BlockCodec } from './block-codec.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 import type { StateRow } from './catalog.js';
@@ -12,6 +13,7 @@ import { describeDevice, deviceNumbers } from './device/primary-device.js';
 import { RECORD_HEADER_BYTES } from './format/update-format.js';
 import { loadStateMap } from './state-loader.js';
 import { computeStateHash, type StateMap } from './state-map.js';
+import { syncDirectory, TEMP_MARK } from './storage/folder-store.js';
 
 const BATCH_BLOCKS = 256;
 const WRITE_BUFFER = 8 << 20;
@@ -59,13 +61,14 @@ export async function restoreState(
     if (hash !== state.stateHash) {
       throw new TidemarkError('restore.mismatch', `the restored ${target.path} does not match state ${state.id} (state hash differs)`);
     }
-  } catch (err) {
     await target.handle.close();
+    if (target.temp) await publish(target.temp, target.path);
+  } catch (err) {
+    await target.handle.close().catch(() => undefined);
     // A half-written new file is worthless and misleading; an existing target keeps what it got.
-    if (target.fresh) await fsp.rm(target.path, { force: true });
+    if (target.temp) await fsp.rm(target.temp, { force: true });
     throw targetError(err, target.path);
   }
-  await target.handle.close();
   return {
     state: state.id,
     target: target.path,
@@ -81,8 +84,13 @@ interface Target {
   path: string;
   type: 'file' | 'block-device';
   handle: FileHandle;
-  /** The target was created empty: zero blocks need no write. */
-  fresh: boolean;
+  /**
+   * A new file is written under this temporary name next to `path` and renamed to it only once
+   * proven, so a restore killed midway never leaves a plausible but partial file at `path`.
+   * Null when an existing file or device is written in place. Started empty: zero blocks need
+   * no write.
+   */
+  temp: string | null;
   /** Bytes of the target that hold earlier content (read and compared in a rollback). */
   existingSize: number;
 }
@@ -91,9 +99,11 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
   const primary = archive.manifest.primary.path;
   const exists = fs.existsSync(abs);
   if (!exists) {
+    await removeDeadTemps(abs);
     await checkFreeSpace(path.dirname(abs), map);
+    const temp = `${abs}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
-      return { path: abs, type: 'file', handle: await fsp.open(abs, 'wx+'), fresh: true, existingSize: 0 };
+      return { path: abs, type: 'file', handle: await fsp.open(temp, 'wx+'), temp, existingSize: 0 };
     } catch (err) {
       throw targetError(err, abs);
     }
@@ -127,7 +137,7 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
   } catch (err) {
     throw targetError(err, abs);
   }
-  return { path: abs, type, handle, fresh: false, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
+  return { path: abs, type, handle, temp: null, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
 }
 
 async function writeBlocks(
@@ -172,7 +182,7 @@ async function writeBlocks(
         const have = current.subarray(0, length);
         await readFully(target.handle, have, offset, Math.min(length, target.existingSize - offset));
         if (hashOf(have).equals(map.hashAt(i))) continue;
-      } else if (target.fresh && map.isZeroAt(i)) {
+      } else if (target.temp && map.isZeroAt(i)) {
         continue;
       }
       wanted.push(i);
@@ -201,6 +211,41 @@ async function writeBlocks(
   }
   await flush();
   return { blocks, bytes };
+}
+
+/**
+ * Gives the proven temporary file its final name without replacing a file that appeared there
+ * meanwhile: link() is an atomic put-if-absent; FAT and exFAT disks have no hard links, so there
+ * it is check-then-rename.
+ */
+async function publish(temp: string, final: string): Promise<void> {
+  let linked = false;
+  try {
+    await fsp.link(temp, final);
+    linked = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && !fs.existsSync(final)) await fsp.rename(temp, final);
+    else throw new TidemarkError('restore.target-exists', `${final} appeared during the restore and was left as it is`);
+  }
+  if (linked) await fsp.rm(temp, { force: true });
+  await syncDirectory(path.dirname(final));
+}
+
+/** Removes what restores to `target` killed earlier left (their process is gone). */
+async function removeDeadTemps(target: string): Promise<void> {
+  const prefix = `${path.basename(target)}${TEMP_MARK}`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(path.dirname(target));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length)) : null;
+    if (m && !isProcessAlive(Number(m[1]))) {
+      await fsp.rm(path.join(path.dirname(target), name), { force: true }).catch(() => undefined);
+    }
+  }
 }
 
 function hashOf(data: Buffer): Buffer {

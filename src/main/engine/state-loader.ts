@@ -14,8 +14,11 @@ export async function loadStateMap(archive: Archive, stateId: number): Promise<S
   if (!target) throw new TidemarkError('state.not-found', `state ${stateId} does not exist in this archive`);
   const cached = archive.catalog.cachedMap(stateId);
   if (cached) {
-    const map = new StateMap(primary.size, blockSize, Buffer.from(cached));
-    if (map.stateHash() === target.stateHash) return map;
+    const map = new StateMap(primary.size, blockSize, Buffer.from(cached.hashes));
+    if (map.stateHash() === target.stateHash) {
+      map.useScanHashes(cached.scanHashes);
+      return map;
+    }
   }
   const map = new StateMap(primary.size, blockSize);
   for (const row of archive.catalog.states()) {

@@ -9,6 +9,8 @@ import { HASH_BYTES, zeroHash } from './block-hash.js';
 export class StateMap {
   readonly blockCount: number;
   readonly hashes: Buffer;
+  /** xxh3 of every block as last scanned (0n = unknown); a cache for the next scan only. */
+  scanHashes: BigUint64Array;
 
   constructor(
     readonly primarySize: number,
@@ -20,6 +22,18 @@ export class StateMap {
       throw new TidemarkError('archive.corrupt', 'cached block map has the wrong size');
     }
     this.hashes = hashes ?? StateMap.zeroFilled(primarySize, blockSize, this.blockCount);
+    this.scanHashes = new BigUint64Array(this.blockCount);
+  }
+
+  /** Adopts cached scan hashes when they fit this map (they are only a cache). */
+  useScanHashes(bytes: Buffer | null): void {
+    if (bytes && bytes.length === this.blockCount * 8) {
+      this.scanHashes = new BigUint64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    }
+  }
+
+  scanHashBytes(): Buffer {
+    return Buffer.from(this.scanHashes.buffer, this.scanHashes.byteOffset, this.scanHashes.byteLength);
   }
 
   private static zeroFilled(size: number, blockSize: number, count: number): Buffer {
@@ -55,7 +69,9 @@ export class StateMap {
   }
 
   clone(): StateMap {
-    return new StateMap(this.primarySize, this.blockSize, Buffer.from(this.hashes));
+    const copy = new StateMap(this.primarySize, this.blockSize, Buffer.from(this.hashes));
+    copy.scanHashes.set(this.scanHashes);
+    return copy;
   }
 
   /**

@@ -9,6 +9,7 @@ import { UpdateWriter } from '../format/update-writer.js';
 import { FORMAT_VERSION } from '../format/version.js';
 import type { Journal } from '../journal.js';
 import { loadStateMap } from '../state-loader.js';
+import { ScanHasher, UNKNOWN_SCAN_HASH } from '../scan-hash.js';
 import { StateMap } from '../state-map.js';
 import { updateName } from '../update-names.js';
 import { PrimaryDevice } from './primary-device.js';
@@ -112,6 +113,7 @@ async function scanInto(
   const stateId = latest ? latest.id + 1 : 0;
   const result: ScanResult = { map, changedBlocks: 0, writer: null, blobs: [] };
   const storedHere = new Set<string>();
+  const scanHasher = new ScanHasher();
   const runs = candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize);
   const totalBlocks = candidates ? candidates.length : map.blockCount;
   const pending: Array<{ index: number; hash: Buffer; data: Buffer | null }> = [];
@@ -123,8 +125,18 @@ async function scanInto(
       const length = map.blockLength(index);
       const data = buffer.subarray(i * blockSize, i * blockSize + length);
       const zero = isZero(data);
-      const hash = zero ? zeroHash(length) : hashBlock(data);
-      if (previous && hash.equals(previous.hashAt(index))) continue;
+      let hash: Buffer;
+      if (zero) {
+        if (previous?.isZeroAt(index)) continue;
+        hash = zeroHash(length);
+        map.scanHashes[index] = UNKNOWN_SCAN_HASH;
+      } else {
+        const quick = scanHasher.hash(data);
+        if (previous && quick !== UNKNOWN_SCAN_HASH && quick === previous.scanHashes[index]) continue;
+        map.scanHashes[index] = quick;
+        hash = hashBlock(data);
+        if (previous && hash.equals(previous.hashAt(index))) continue;
+      }
       map.set(index, hash);
       result.changedBlocks++;
       pending.push({ index, hash, data: zero ? null : data });
@@ -170,6 +182,8 @@ async function commit(
   if (scan.changedBlocks === 0 || !scan.writer) {
     await scan.writer?.abort();
     if (!latest) throw new TidemarkError('internal', 'no baseline');
+    // Keep what this scan learnt (after a catalog rebuild the scan hashes start unknown).
+    archive.catalog.updateScanHashes(latest.id, scan.map.scanHashBytes());
     return { changed: false, latest };
   }
   const { manifest } = archive;
@@ -208,7 +222,7 @@ async function commit(
     consistency: grade.consistency,
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
-  archive.catalog.recordState(state, scan.blobs, scan.map.hashes);
+  archive.catalog.recordState(state, scan.blobs, { hashes: scan.map.hashes, scanHashes: scan.map.scanHashBytes() });
   return { changed: true, state };
 }
 

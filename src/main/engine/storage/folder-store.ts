@@ -7,7 +7,8 @@ import { TidemarkError } from '../../../shared/errors.js';
 import { archiveIoError } from './io-errors.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
 
-const TEMP_MARK = '.incomplete-';
+/** Marks a file still being written: never listed, removed after a crash. */
+export const TEMP_MARK = '.incomplete-';
 
 /** fsyncs a directory so that a rename or unlink in it survives power loss. */
 export async function syncDirectory(dir: string): Promise<void> {
@@ -16,6 +17,24 @@ export async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * `mkdir -p`, with the real reason when it fails. Node's recursive mkdir reports every failure
+ * below the deepest existing folder as ENOENT (a read-only disk included), which would read as
+ * "missing from the archive"; creating the first missing level alone tells EROFS, EACCES, ENOSPC.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    let first = dir;
+    while (path.dirname(first) !== first && !(await exists(path.dirname(first)))) first = path.dirname(first);
+    await fsp.mkdir(first);
+    // The level could be made after all (something changed meanwhile): finish the job.
+    await fsp.mkdir(dir, { recursive: true });
   }
 }
 
@@ -41,7 +60,7 @@ export class FolderStore implements ObjectStore {
     const final = this.full(name);
     const dir = path.dirname(final);
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await makeDirs(dir);
       const temp = path.join(dir, `${path.basename(final)}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
       const handle = await fsp.open(temp, 'wx');
       return new FolderWriter(name, final, temp, handle);
