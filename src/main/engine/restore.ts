@@ -15,8 +15,11 @@ import { loadStateMap } from './state-loader.js';
 import { computeStateHash, type StateMap } from './state-map.js';
 import { syncDirectory, TEMP_MARK } from './storage/folder-store.js';
 
-const BATCH_BLOCKS = 256;
+/** Blocks looked up and fetched together: 32 MiB worth, at least 64. */
+const BATCH_BYTES = 32 << 20;
 const WRITE_BUFFER = 8 << 20;
+const READ_RANGE = 8 << 20;
+const MAX_GAP = 1 << 20;
 
 export type StateSelector = { stateId: number } | { at: Date };
 
@@ -148,8 +151,6 @@ async function writeBlocks(
 ): Promise<{ blocks: number; bytes: number }> {
   const { blockSize } = map;
   const codec = new BlockCodec(blockSize);
-  const block = Buffer.allocUnsafe(blockSize);
-  const stored = Buffer.allocUnsafe(codec.bound(blockSize));
   const current = Buffer.allocUnsafe(blockSize);
   const out = Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize));
   let outStart = -1;
@@ -171,8 +172,9 @@ async function writeBlocks(
     bytes += data.length;
   };
 
-  for (let first = 0; first < map.blockCount; first += BATCH_BLOCKS) {
-    const last = Math.min(first + BATCH_BLOCKS, map.blockCount);
+  const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
+  for (let first = 0; first < map.blockCount; first += batch) {
+    const last = Math.min(first + batch, map.blockCount);
     const wanted: number[] = [];
     for (let i = first; i < last; i++) {
       const offset = i * blockSize;
@@ -187,25 +189,7 @@ async function writeBlocks(
       }
       wanted.push(i);
     }
-    const nonZero = wanted.filter((i) => !map.isZeroAt(i));
-    const locations = archive.catalog.findBlobs(nonZero.map((i) => Buffer.from(map.hashAt(i))));
-    for (const i of wanted) {
-      const length = map.blockLength(i);
-      if (map.isZeroAt(i)) {
-        block.fill(0, 0, length);
-        await emit(i * blockSize, block.subarray(0, length));
-        continue;
-      }
-      const expected = map.hashAt(i);
-      const where = locations.get(expected.toString('hex'));
-      if (!where) throw new TidemarkError('archive.corrupt', `a block of state data is missing from the archive (block ${i})`);
-      const raw = await archive.store.read(where.update, where.offset + RECORD_HEADER_BYTES, where.storedLength, stored);
-      const data = codec.decompress(where.codec, raw, block, length, where.update);
-      if (!hashBlock(data).equals(expected)) {
-        throw new TidemarkError('archive.corrupt', `${where.update}: damaged block at byte ${where.offset} (run verify)`);
-      }
-      await emit(i * blockSize, data);
-    }
+    await fetchBlocks(archive, map, wanted, codec, emit);
     await flush();
     options.onProgress?.(last, map.blockCount);
   }
@@ -244,6 +228,61 @@ async function removeDeadTemps(target: string): Promise<void> {
     const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length)) : null;
     if (m && !isProcessAlive(Number(m[1]))) {
       await fsp.rm(path.join(path.dirname(target), name), { force: true }).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Emits the content of `blocks` (ascending): zero blocks from zeros, the others read from the
+ * archive in ranges that cover consecutive records of one update (a baseline restores with
+ * large sequential reads), each decompressed and checked against its content hash.
+ */
+async function fetchBlocks(
+  archive: Archive,
+  map: StateMap,
+  blocks: number[],
+  codec: BlockCodec,
+  emit: (offset: number, data: Buffer) => Promise<void>,
+): Promise<void> {
+  const { blockSize } = map;
+  const block = Buffer.allocUnsafe(blockSize);
+  const nonZero = blocks.filter((i) => !map.isZeroAt(i));
+  const locations = archive.catalog.findBlobs(nonZero.map((i) => Buffer.from(map.hashAt(i))));
+  const jobs = nonZero.map((index) => {
+    const where = locations.get(map.hashAt(index).toString('hex'));
+    if (!where) throw new TidemarkError('archive.corrupt', `a block of the state is missing from the archive (block ${index})`);
+    return { index, where };
+  });
+  jobs.sort((a, b) => (a.where.update === b.where.update ? a.where.offset - b.where.offset : a.where.update < b.where.update ? -1 : 1));
+  for (const index of blocks) {
+    if (!map.isZeroAt(index)) continue;
+    block.fill(0, 0, map.blockLength(index));
+    await emit(index * blockSize, block.subarray(0, map.blockLength(index)));
+  }
+  let range = Buffer.allocUnsafe(READ_RANGE);
+  let j = 0;
+  while (j < jobs.length) {
+    const first = jobs[j] as (typeof jobs)[number];
+    const start = first.where.offset;
+    let end = start + RECORD_HEADER_BYTES + first.where.storedLength;
+    let k = j + 1;
+    for (; k < jobs.length; k++) {
+      const w = (jobs[k] as (typeof jobs)[number]).where;
+      const next = w.offset + RECORD_HEADER_BYTES + w.storedLength;
+      // Reading a small gap of unwanted records costs less than another read call.
+      if (w.update !== first.where.update || w.offset - end > MAX_GAP || next - start > READ_RANGE) break;
+      end = Math.max(end, next);
+    }
+    if (range.length < end - start) range = Buffer.allocUnsafe(end - start);
+    const bytes = await archive.store.read(first.where.update, start, end - start, range);
+    for (; j < k; j++) {
+      const { index, where } = jobs[j] as (typeof jobs)[number];
+      const at = where.offset - start + RECORD_HEADER_BYTES;
+      const data = codec.decompress(where.codec, bytes.subarray(at, at + where.storedLength), block, map.blockLength(index), where.update);
+      if (!hashBlock(data).equals(map.hashAt(index))) {
+        throw new TidemarkError('archive.corrupt', `${where.update}: damaged block at byte ${where.offset} (run verify)`);
+      }
+      await emit(index * blockSize, data);
     }
   }
 }
