@@ -132,7 +132,7 @@ describe('device engine on a real image file', () => {
     await initArchive(image, archive, { blockSize: BS });
     const journal = Journal.open(path.join(dir, 'journal'), BS, 64 * BS);
     const rand = prng(9);
-    let last = Buffer.alloc(0);
+    let last: Buffer = Buffer.alloc(0);
     for (let i = 0; i < 1000; i++) {
       last = randomBytes(rand, BS);
       writeAt(image, 10 * BS, last);

@@ -55,7 +55,7 @@ describe('verify', () => {
     // Flip one byte inside update 2's only stored block (past the 16-byte header and 48-byte record header).
     const victim = path.join(archive, 'updates', '0000000002.tmu');
     const bytes = fs.readFileSync(victim);
-    bytes[16 + 48 + 100] ^= 0x01;
+    bytes[16 + 48 + 100]! ^= 0x01;
     fs.writeFileSync(victim, bytes);
 
     const r = tidemark('verify', archive, '--json');
@@ -86,7 +86,7 @@ describe('verify', () => {
     const victim = path.join(archive, 'updates', '0000000001.tmu');
     const bytes = fs.readFileSync(victim);
     // The byte before the 80-byte trailer belongs to the meta JSON, covered by the section checksum.
-    bytes[bytes.length - 81] ^= 0x20;
+    bytes[bytes.length - 81]! ^= 0x20;
     fs.writeFileSync(victim, bytes);
     const r = tidemark('verify', archive, '--json');
     expect(r.code).not.toBe(0);
