@@ -10,7 +10,7 @@ import { BlockCodec } from './block-codec.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 import type { StateRow } from './catalog.js';
 import { describeDevice, deviceNumbers } from './device/primary-device.js';
-import { RECORD_HEADER_BYTES } from './format/update-format.js';
+import { checkFileHeader, HEADER_BYTES, RECORD_HEADER_BYTES } from './format/update-format.js';
 import { loadStateMap } from './state-loader.js';
 import { computeStateHash, type StateMap } from './state-map.js';
 import { syncDirectory, TEMP_MARK } from './storage/folder-store.js';
@@ -68,8 +68,10 @@ export async function restoreState(
     if (target.temp) await publish(target.temp, target.path);
   } catch (err) {
     await target.handle.close().catch(() => undefined);
-    // A half-written new file is worthless and misleading; an existing target keeps what it got.
+    // A half-written new file is worthless and misleading; an existing target keeps what it got,
+    // and for a file that was empty that is nothing.
     if (target.temp) await fsp.rm(target.temp, { force: true });
+    if (target.wasEmpty) await fsp.truncate(target.path, 0).catch(() => undefined);
     throw targetError(err, target.path);
   }
   return {
@@ -94,6 +96,11 @@ interface Target {
    * no write.
    */
   temp: string | null;
+  /**
+   * An existing file of 0 bytes: like a new file its zero blocks need no write (so a state fits
+   * where the free-space check said it would), and a failed restore leaves it empty again.
+   */
+  wasEmpty: boolean;
   /** Bytes of the target that hold earlier content (read and compared in a rollback). */
   existingSize: number;
 }
@@ -106,7 +113,7 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
     await checkFreeSpace(path.dirname(abs), map);
     const temp = `${abs}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
-      return { path: abs, type: 'file', handle: await fsp.open(temp, 'wx+'), temp, existingSize: 0 };
+      return { path: abs, type: 'file', handle: await fsp.open(temp, 'wx+'), temp, wasEmpty: false, existingSize: 0 };
     } catch (err) {
       throw targetError(err, abs);
     }
@@ -121,14 +128,19 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
       `${abs} is the protected primary: add --rollback to roll it back (only differing blocks are written)`,
     );
   }
+  const size = type === 'file' ? stat.size : blockDeviceBytes(stat);
+  // A device too small for the state is said first: no flag can make it fit, so suggesting
+  // --force or --rollback would only lead to this error one step later.
+  if (type === 'block-device' && size < map.primarySize) {
+    throw new TidemarkError(
+      'restore.target-too-small',
+      `${abs} is too small: it holds ${size} bytes, the state needs ${map.primarySize}`,
+    );
+  }
   if (!options.rollback && !options.force && (type === 'block-device' || stat.size > 0)) {
     throw new TidemarkError('restore.target-exists', `${abs} already holds data: use --rollback or --force, or choose a new file`);
   }
-  const size = type === 'file' ? stat.size : blockDeviceBytes(stat);
   if (type === 'block-device') {
-    if (size < map.primarySize) {
-      throw new TidemarkError('restore.target-too-small', `${abs} holds ${size} bytes; state needs ${map.primarySize}`);
-    }
     const mount = mountedAt(stat.rdev);
     if (mount) throw new TidemarkError('restore.target-unwritable', `${abs} is mounted at ${mount}: unmount it first`);
   } else if (map.primarySize > size) {
@@ -140,7 +152,8 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
   } catch (err) {
     throw targetError(err, abs);
   }
-  return { path: abs, type, handle, temp: null, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
+  const wasEmpty = type === 'file' && stat.size === 0;
+  return { path: abs, type, handle, temp: null, wasEmpty, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
 }
 
 async function writeBlocks(
@@ -151,6 +164,7 @@ async function writeBlocks(
 ): Promise<{ blocks: number; bytes: number }> {
   const { blockSize } = map;
   const codec = new BlockCodec(blockSize);
+  const checkedUpdates = new Set<string>();
   const current = Buffer.allocUnsafe(blockSize);
   const out = Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize));
   let outStart = -1;
@@ -184,12 +198,12 @@ async function writeBlocks(
         const have = current.subarray(0, length);
         await readFully(target.handle, have, offset, Math.min(length, target.existingSize - offset));
         if (hashOf(have).equals(map.hashAt(i))) continue;
-      } else if (target.temp && map.isZeroAt(i)) {
+      } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
         continue;
       }
       wanted.push(i);
     }
-    await fetchBlocks(archive, map, wanted, codec, emit);
+    await fetchBlocks(archive, map, wanted, codec, emit, checkedUpdates);
     await flush();
     options.onProgress?.(last, map.blockCount);
   }
@@ -243,6 +257,7 @@ async function fetchBlocks(
   blocks: number[],
   codec: BlockCodec,
   emit: (offset: number, data: Buffer) => Promise<void>,
+  checkedUpdates: Set<string>,
 ): Promise<void> {
   const { blockSize } = map;
   const block = Buffer.allocUnsafe(blockSize);
@@ -272,6 +287,12 @@ async function fetchBlocks(
       // Reading a small gap of unwanted records costs less than another read call.
       if (w.update !== first.where.update || w.offset - end > MAX_GAP || next - start > READ_RANGE) break;
       end = Math.max(end, next);
+    }
+    if (!checkedUpdates.has(first.where.update)) {
+      // The catalog says where a block lies, not how its update is laid out: an update written
+      // by a newer Tidemark is refused by name ("update Tidemark"), not read as if it were ours.
+      checkFileHeader(await archive.store.read(first.where.update, 0, HEADER_BYTES), first.where.update);
+      checkedUpdates.add(first.where.update);
     }
     if (range.length < end - start) range = Buffer.allocUnsafe(end - start);
     const bytes = await archive.store.read(first.where.update, start, end - start, range);

@@ -222,7 +222,17 @@ async function commit(
     consistency: grade.consistency,
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
-  archive.catalog.recordState(state, scan.blobs, { hashes: scan.map.hashes, scanHashes: scan.map.scanHashBytes() });
+  try {
+    archive.catalog.recordState(state, scan.blobs, { hashes: scan.map.hashes, scanHashes: scan.map.scanHashBytes() });
+  } catch (err) {
+    // The update is durable but the catalog could not record it (the disk filled up under the
+    // catalog's journal). The snapshot is reported as failed, so it must not leave a state that
+    // readers would find anyway: the update goes (nothing refers to it yet), and the blocks are
+    // still dirty on the primary for the next snapshot. If it cannot go, the next writer indexes
+    // it as after a crash.
+    await archive.store.delete(state.update).catch(() => undefined);
+    throw err;
+  }
   return { changed: true, state };
 }
 
