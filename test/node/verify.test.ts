@@ -98,6 +98,26 @@ describe('verify', () => {
     expect(sha256(out)).toBe(copies[0]);
   });
 
+  it('finds a flipped byte in a block map frame, names the file and every state built on it', () => {
+    const dir = tempDir();
+    const { archive, copies } = fourStates(dir);
+    const victim = path.join(archive, 'updates', '0000000002.tmu');
+    const bytes = fs.readFileSync(victim);
+    // Update 2 holds one stored block, then its block map frame.
+    const frame = 16 + 48 + bytes.readUInt32LE(16 + 36);
+    expect(bytes.readUInt8(frame + 41)).toBe(1);
+    bytes[frame + 48 + 3]! ^= 0x04;
+    fs.writeFileSync(victim, bytes);
+    const r = tidemark('verify', archive, '--json');
+    expect(r.code).not.toBe(0);
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    expect(report.problems.map((p) => p.file)).toEqual(['updates/0000000002.tmu']);
+    expect(report.problems[0]!.states).toEqual([2, 3]);
+    const out = path.join(dir, 'r1');
+    expect(tidemark('restore', archive, '--state', '1', '--to', out).code).toBe(0);
+    expect(sha256(out)).toBe(copies[1]);
+  });
+
   it('states --json reports the documented fields', () => {
     const { archive } = fourStates(tempDir());
     const states = tidemarkJson<StateInfo[]>('states', archive);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -6,10 +7,11 @@ import { TidemarkError } from '../../shared/errors.js';
 import { Catalog, CATALOG_NAME } from './catalog.js';
 import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
+import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
 import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore } from './storage/folder-store.js';
+import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
 
 const LOCK_NAME = 'lock';
 
@@ -31,7 +33,12 @@ export class Archive {
     readonly store: FolderStore,
     readonly catalog: Catalog,
     private readonly lock: ArchiveLock | null,
-  ) {}
+  ) {
+    this.mapCache = MapCache.in(dir);
+  }
+
+  /** The latest state's block map, cached beside the catalog. */
+  readonly mapCache: MapCache;
 
   static async open(dir: string, options: OpenOptions): Promise<Archive> {
     const abs = path.resolve(dir);
@@ -157,19 +164,10 @@ export class ArchiveLock {
     const file = path.join(dir, LOCK_NAME);
     const me = JSON.stringify({ pid: process.pid, host: os.hostname() });
     for (let attempt = 0; attempt < 2; attempt++) {
-      let handle: fsp.FileHandle | undefined;
       try {
-        handle = await fsp.open(file, 'wx');
-        await handle.writeFile(me);
-        await handle.close();
+        await createLockFile(file, me);
         return new ArchiveLock(file);
       } catch (err) {
-        if (handle) {
-          // We created the lock but could not fill it (a full disk): an empty lock would read as
-          // "another process is starting" and block the next backup, so it goes.
-          await handle.close().catch(() => undefined);
-          await fsp.rm(file, { force: true }).catch(() => undefined);
-        }
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw archiveIoError(err, 'taking the archive lock');
       }
       const holder = await readHolder(file);
@@ -196,6 +194,40 @@ export class ArchiveLock {
 
   async release(): Promise<void> {
     await fsp.rm(this.file, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Creates the lock holding `content`, or fails with EEXIST. The content is written to a temporary
+ * file that is then hard-linked into place (atomic, put-if-absent), so the lock never exists
+ * empty. (Created, then filled, a holder SIGKILLed in between left an empty lock that reads as
+ * "another process is starting" and refused the next backups for 10 s; test/torture found it.)
+ * FAT and exFAT have no hard links: there the lock is created, then filled.
+ */
+async function createLockFile(file: string, content: string): Promise<void> {
+  const temp = `${file}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+  let written = false;
+  try {
+    await fsp.writeFile(temp, content, { flag: 'wx' });
+    written = true;
+    await fsp.link(temp, file);
+    return;
+  } catch (err) {
+    // EEXIST: the lock is held. Other than a link refused by the filesystem, a real failure.
+    if (!written || (err as NodeJS.ErrnoException).code === 'EEXIST') throw err;
+  } finally {
+    // A temporary left by a kill before this is removed by the next writer (removeIncomplete).
+    await fsp.rm(temp, { force: true }).catch(() => undefined);
+  }
+  const handle = await fsp.open(file, 'wx');
+  try {
+    await handle.writeFile(content);
+    await handle.close();
+  } catch (err) {
+    // Created but not filled (a full disk): an empty lock would block the next backup, so it goes.
+    await handle.close().catch(() => undefined);
+    await fsp.rm(file, { force: true }).catch(() => undefined);
+    throw err;
   }
 }
 

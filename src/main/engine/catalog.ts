@@ -91,7 +91,6 @@ export class Catalog {
         raw_length INTEGER NOT NULL,
         codec INTEGER NOT NULL
       ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS map_cache (state_id INTEGER PRIMARY KEY, hashes BLOB NOT NULL, scan_hashes BLOB);
     `);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -159,7 +158,6 @@ export class Catalog {
   recordState(
     state: StateRow,
     blobs: Array<{ hash: Buffer } & Omit<BlobLocation, 'update'>>,
-    map: { hashes: Buffer; scanHashes: Buffer } | null,
   ): void {
     const insertBlob = this.db.prepare(
       'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
@@ -185,12 +183,6 @@ export class Catalog {
         state.consistency,
         state.consistencyReason ?? null,
       );
-      if (map) {
-        this.db.prepare('DELETE FROM map_cache').run();
-        this.db
-          .prepare('INSERT INTO map_cache (state_id, hashes, scan_hashes) VALUES (?, ?, ?)')
-          .run(state.id, map.hashes, map.scanHashes);
-      }
     });
     try {
       run();
@@ -205,25 +197,9 @@ export class Catalog {
     );
   }
 
-  updateScanHashes(stateId: number, scanHashes: Buffer): void {
-    try {
-      this.db.prepare('UPDATE map_cache SET scan_hashes = ? WHERE state_id = ?').run(scanHashes, stateId);
-    } catch {
-      // Only a cache: the next scan recomputes what it cannot find.
-    }
-  }
-
-  /** The cached block map of `stateId` (BLAKE3 and scan hashes), if it is the cached one. */
-  cachedMap(stateId: number): { hashes: Buffer; scanHashes: Buffer | null } | undefined {
-    const row = this.db.prepare('SELECT hashes, scan_hashes FROM map_cache WHERE state_id = ?').get(stateId) as
-      | { hashes: Buffer; scan_hashes: Buffer | null }
-      | undefined;
-    return row && { hashes: row.hashes, scanHashes: row.scan_hashes };
-  }
-
   /** Empties every table (before a rebuild from the update objects). */
   clear(): void {
-    this.db.exec('DELETE FROM states; DELETE FROM blobs; DELETE FROM map_cache; DELETE FROM meta;');
+    this.db.exec('DELETE FROM states; DELETE FROM blobs; DELETE FROM meta;');
   }
 
   transaction<T>(fn: () => T): T {

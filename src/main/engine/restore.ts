@@ -107,9 +107,10 @@ interface Target {
 
 async function openTarget(archive: Archive, abs: string, map: StateMap, options: RestoreOptions): Promise<Target> {
   const primary = archive.manifest.primary.path;
+  // Also beside an existing target: a restore killed right after publishing leaves its temp name.
+  await removeDeadTemps(abs);
   const exists = fs.existsSync(abs);
   if (!exists) {
-    await removeDeadTemps(abs);
     await checkFreeSpace(path.dirname(abs), map);
     const temp = `${abs}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {

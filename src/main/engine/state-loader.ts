@@ -12,19 +12,13 @@ export async function loadStateMap(archive: Archive, stateId: number): Promise<S
   const { primary, blockSize } = archive.manifest;
   const target = archive.catalog.state(stateId);
   if (!target) throw new TidemarkError('state.not-found', `state ${stateId} does not exist in this archive`);
-  const cached = archive.catalog.cachedMap(stateId);
-  if (cached) {
-    const map = new StateMap(primary.size, blockSize, Buffer.from(cached.hashes));
-    if (map.stateHash() === target.stateHash) {
-      map.useScanHashes(cached.scanHashes);
-      return map;
-    }
-  }
+  const cached = archive.mapCache.load(stateId, primary.size, blockSize, target.stateHash);
+  if (cached) return cached;
   const map = new StateMap(primary.size, blockSize);
   for (const row of archive.catalog.states()) {
     if (row.id > stateId) break;
     const reader = await UpdateReader.open(archive.store, row.update);
-    reader.forEachMapEntry((index, hash) => map.set(index, hash));
+    await reader.forEachMapEntry((index, hash) => map.set(index, hash));
   }
   if (map.stateHash() !== target.stateHash) {
     throw new TidemarkError('archive.corrupt', `state ${stateId} cannot be rebuilt: its block maps do not match its state hash`);

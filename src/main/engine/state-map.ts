@@ -25,13 +25,6 @@ export class StateMap {
     this.scanHashes = new BigUint64Array(this.blockCount);
   }
 
-  /** Adopts cached scan hashes when they fit this map (they are only a cache). */
-  useScanHashes(bytes: Buffer | null): void {
-    if (bytes && bytes.length === this.blockCount * 8) {
-      this.scanHashes = new BigUint64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    }
-  }
-
   scanHashBytes(): Buffer {
     return Buffer.from(this.scanHashes.buffer, this.scanHashes.byteOffset, this.scanHashes.byteLength);
   }

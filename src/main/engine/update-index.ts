@@ -1,5 +1,6 @@
 import type { Catalog } from './catalog.js';
 import { walkRecords } from './format/record-walker.js';
+import { RECORD_BLOCK } from './format/update-format.js';
 import type { UpdateReader } from './format/update-reader.js';
 import { stateIdOf } from './update-names.js';
 import { TidemarkError } from '../../shared/errors.js';
@@ -16,6 +17,7 @@ export async function indexUpdate(catalog: Catalog, reader: UpdateReader): Promi
   const blobs: Parameters<Catalog['recordState']>[1] = [];
   const [start, end] = reader.recordsRange;
   await walkRecords(reader.store, reader.name, start, end, (header, offset) => {
+    if (header.kind !== RECORD_BLOCK) return;
     blobs.push({
       hash: Buffer.from(header.hash),
       offset,
@@ -36,5 +38,5 @@ export async function indexUpdate(catalog: Catalog, reader: UpdateReader): Promi
     consistency: m.consistency,
     ...(m.consistencyReason ? { consistencyReason: m.consistencyReason } : {}),
   };
-  catalog.recordState(row, blobs, null);
+  catalog.recordState(row, blobs);
 }

@@ -4,6 +4,7 @@ import type { Archive } from './archive.js';
 import { BlockCodec } from './block-codec.js';
 import { hashBlock } from './block-hash.js';
 import { walkRecords } from './format/record-walker.js';
+import { RECORD_MAP_FRAME } from './format/update-format.js';
 import { UpdateReader } from './format/update-reader.js';
 import { StateMap } from './state-map.js';
 import { stateIdOf } from './update-names.js';
@@ -46,8 +47,13 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
       reader = await UpdateReader.open(archive.store, name);
       const [start, end] = reader.recordsRange;
       await walkRecords(archive.store, name, start, end, (header, offset, stored) => {
-        report.blocksChecked++;
         report.bytesChecked += stored.length;
+        if (header.kind === RECORD_MAP_FRAME) {
+          // A damaged frame breaks this update's map: the replay below finds it and names the states.
+          if (!hashBlock(stored).equals(header.hash)) problem ??= { file: name, message: `damaged block map at byte ${offset}`, states: [] };
+          return;
+        }
+        report.blocksChecked++;
         const key = header.hash.toString('latin1');
         try {
           const data = codec.decompress(header.codec, stored, block, header.rawLength, name);
@@ -82,11 +88,20 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
       problem?.states.push(id);
       continue;
     }
-    reader.forEachMapEntry((index, hash) => {
-      if (!intact(map.hashAt(index), good, map, index)) badRefs.count--;
-      map.set(index, hash);
-      if (!intact(hash, good, map, index)) badRefs.count++;
-    });
+    try {
+      await reader.forEachMapEntry((index, hash) => {
+        if (!intact(map.hashAt(index), good, map, index)) badRefs.count--;
+        map.set(index, hash);
+        if (!intact(hash, good, map, index)) badRefs.count++;
+      });
+    } catch (err) {
+      if (!(err instanceof TidemarkError)) throw err;
+      // The map is only partly applied: this state and every later one cannot be rebuilt.
+      const broken = problem ?? problemOf(report, reader.name, err.message);
+      brokenChainFrom ??= broken;
+      broken.states.push(id);
+      continue;
+    }
     report.statesChecked++;
     const culprits: VerifyProblem[] = [];
     if (brokenChainFrom) culprits.push(brokenChainFrom);

@@ -38,10 +38,9 @@ type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
 export async function captureInterval(archive: Archive, options: CaptureOptions): Promise<CaptureResult> {
   const latest = archive.catalog.latestState();
   if (!latest) throw new TidemarkError('archive.corrupt', 'the archive has no baseline state');
-  const previous = await loadStateMap(archive, latest.id);
   const rotation = options.journal?.rotate();
   try {
-    const result = await capture(archive, previous, latest, options, rotation?.blocks);
+    const result = await capture(archive, latest, options, rotation?.blocks);
     rotation?.settle(true);
     return result;
   } catch (err) {
@@ -52,14 +51,13 @@ export async function captureInterval(archive: Archive, options: CaptureOptions)
 
 /** The baseline: state 0, every block of the primary. */
 export async function captureBaseline(archive: Archive, clock: Clock): Promise<StateRow> {
-  const result = await capture(archive, null, null, { clock }, undefined);
+  const result = await capture(archive, null, { clock }, undefined);
   if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
   return result.state;
 }
 
 async function capture(
   archive: Archive,
-  previous: StateMap | null,
   latest: StateRow | null,
   options: CaptureOptions,
   candidates: number[] | undefined,
@@ -77,6 +75,9 @@ async function capture(
       const time = options.clock.now();
       const grade = gradeSource(device);
       const before = await device.restat();
+      // The last state's map is updated in place (one map in memory, 40 B a block); a retry
+      // loads it again.
+      const previous = latest ? await loadStateMap(archive, latest.id) : null;
       const scan = await scanInto(archive, device, previous, latest, candidates, options);
       const after = await device.restat();
       const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
@@ -96,6 +97,8 @@ async function capture(
 interface ScanResult {
   map: StateMap;
   changedBlocks: number;
+  /** Blocks whose hash or scan hash changed, ascending: what the map cache must rewrite. */
+  touched: number[];
   writer: UpdateWriter | null;
   blobs: NewBlob[];
 }
@@ -109,9 +112,9 @@ async function scanInto(
   options: CaptureOptions,
 ): Promise<ScanResult> {
   const { blockSize, primary } = archive.manifest;
-  const map = previous ? previous.clone() : new StateMap(primary.size, blockSize);
+  const map = previous ?? new StateMap(primary.size, blockSize);
   const stateId = latest ? latest.id + 1 : 0;
-  const result: ScanResult = { map, changedBlocks: 0, writer: null, blobs: [] };
+  const result: ScanResult = { map, changedBlocks: 0, touched: [], writer: null, blobs: [] };
   const storedHere = new Set<string>();
   const scanHasher = new ScanHasher();
   const runs = candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize);
@@ -132,11 +135,16 @@ async function scanInto(
         map.scanHashes[index] = UNKNOWN_SCAN_HASH;
       } else {
         const quick = scanHasher.hash(data);
-        if (previous && quick !== UNKNOWN_SCAN_HASH && quick === previous.scanHashes[index]) continue;
+        const known = map.scanHashes[index];
+        if (previous && quick !== UNKNOWN_SCAN_HASH && quick === known) continue;
         map.scanHashes[index] = quick;
         hash = hashBlock(data);
-        if (previous && hash.equals(previous.hashAt(index))) continue;
+        if (previous && hash.equals(previous.hashAt(index))) {
+          result.touched.push(index);
+          continue;
+        }
       }
+      result.touched.push(index);
       map.set(index, hash);
       result.changedBlocks++;
       pending.push({ index, hash, data: zero ? null : data });
@@ -158,7 +166,7 @@ async function scanInto(
         storedHere.add(key);
         result.blobs.push({ hash, ...stored });
       }
-      writer.addMapEntry(index, hash);
+      await writer.addMapEntry(index, hash);
     }
     pending.length = 0;
   };
@@ -183,7 +191,7 @@ async function commit(
     await scan.writer?.abort();
     if (!latest) throw new TidemarkError('internal', 'no baseline');
     // Keep what this scan learnt (after a catalog rebuild the scan hashes start unknown).
-    archive.catalog.updateScanHashes(latest.id, scan.map.scanHashBytes());
+    if (scan.touched.length > 0) archive.mapCache.save(scan.map, latest.id, { fromStateId: latest.id, blocks: scan.touched });
     return { changed: false, latest };
   }
   const { manifest } = archive;
@@ -223,7 +231,7 @@ async function commit(
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
   try {
-    archive.catalog.recordState(state, scan.blobs, { hashes: scan.map.hashes, scanHashes: scan.map.scanHashBytes() });
+    archive.catalog.recordState(state, scan.blobs);
   } catch (err) {
     // The update is durable but the catalog could not record it (the disk filled up under the
     // catalog's journal). The snapshot is reported as failed, so it must not leave a state that
@@ -233,6 +241,7 @@ async function commit(
     await archive.store.delete(state.update).catch(() => undefined);
     throw err;
   }
+  archive.mapCache.save(scan.map, stateId, latest ? { fromStateId: latest.id, blocks: scan.touched } : undefined);
   return { changed: true, state };
 }
 

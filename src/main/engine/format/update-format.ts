@@ -3,8 +3,10 @@
  * no I/O, no policy.
  *
  *   header  16 B  'TIDEMARK' u32 version u32 kind(1)
- *   records       per stored block: 48 B record header + stored bytes
- *   map           frames: u32 storedLength u32 entryCount + zstd(entries of 40 B)
+ *   records       48 B record header + stored bytes: stored blocks, and the block map in
+ *                 frames of up to 16384 entries of 40 B (written as they fill, so a writer
+ *                 never holds a whole map in memory)
+ *   map           frame index: u32 count, then per frame u64 offset + BLAKE3 of its stored bytes
  *   meta          UTF-8 JSON (UpdateMeta)
  *   trailer 80 B  'TMKTRAIL' u32 version u32 0 u64 mapOffset u64 mapLength u64 metaOffset
  *                 u64 metaLength, BLAKE3(map ‖ meta ‖ trailer[0..48])
@@ -23,8 +25,12 @@ export const KIND_UPDATE = 1;
 export const HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 48;
 export const MAP_ENTRY_BYTES = 8 + HASH_BYTES;
-export const MAP_FRAME_HEADER_BYTES = 8;
 export const MAP_FRAME_ENTRIES = 16384;
+export const FRAME_INDEX_ENTRY_BYTES = 8 + HASH_BYTES;
+
+/** What a record holds. */
+export const RECORD_BLOCK = 0;
+export const RECORD_MAP_FRAME = 1;
 export const TRAILER_BYTES = 80;
 const TRAILER_COVERED = 48;
 
@@ -55,10 +61,12 @@ export interface Trailer {
 }
 
 export interface RecordHeader {
+  /** Block: BLAKE3 of the raw content. Map frame: BLAKE3 of the stored bytes. */
   hash: Buffer;
   rawLength: number;
   storedLength: number;
   codec: number;
+  kind: number;
 }
 
 export function encodeFileHeader(): Buffer {
@@ -82,7 +90,8 @@ export function writeRecordHeader(into: Buffer, h: RecordHeader): void {
   into.writeUInt32LE(h.rawLength, 32);
   into.writeUInt32LE(h.storedLength, 36);
   into.writeUInt8(h.codec, 40);
-  into.fill(0, 41, RECORD_HEADER_BYTES);
+  into.writeUInt8(h.kind, 41);
+  into.fill(0, 42, RECORD_HEADER_BYTES);
 }
 
 export function readRecordHeader(b: Buffer, offset = 0): RecordHeader {
@@ -91,6 +100,7 @@ export function readRecordHeader(b: Buffer, offset = 0): RecordHeader {
     rawLength: b.readUInt32LE(offset + 32),
     storedLength: b.readUInt32LE(offset + 36),
     codec: b.readUInt8(offset + 40),
+    kind: b.readUInt8(offset + 41),
   };
 }
 
@@ -102,6 +112,28 @@ export function writeMapEntry(into: Buffer, at: number, blockIndex: number, hash
 
 export function readMapIndex(b: Buffer, at: number): number {
   return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x1_0000_0000;
+}
+
+export function encodeFrameIndex(frames: Array<{ offset: number; checksum: Buffer }>): Buffer {
+  const b = Buffer.alloc(4 + frames.length * FRAME_INDEX_ENTRY_BYTES);
+  b.writeUInt32LE(frames.length, 0);
+  frames.forEach((f, i) => {
+    const at = 4 + i * FRAME_INDEX_ENTRY_BYTES;
+    writeU64(b, f.offset, at);
+    f.checksum.copy(b, at + 8);
+  });
+  return b;
+}
+
+export function decodeFrameIndex(b: Buffer, where: string): Array<{ offset: number; checksum: Buffer }> {
+  const count = b.length >= 4 ? b.readUInt32LE(0) : -1;
+  if (count < 0 || b.length !== 4 + count * FRAME_INDEX_ENTRY_BYTES) {
+    throw new TidemarkError('archive.corrupt', `${where}: block map index damaged`);
+  }
+  return Array.from({ length: count }, (_, i) => {
+    const at = 4 + i * FRAME_INDEX_ENTRY_BYTES;
+    return { offset: readU64(b, at), checksum: b.subarray(at + 8, at + FRAME_INDEX_ENTRY_BYTES) };
+  });
 }
 
 function writeU64(b: Buffer, value: number, at: number): void {

@@ -1,15 +1,19 @@
 import { TidemarkError } from '../../../shared/errors.js';
 import { BlockCodec } from '../block-codec.js';
+import { hashBlock } from '../block-hash.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import {
   checkFileHeader,
+  decodeFrameIndex,
   decodeTrailer,
   HEADER_BYTES,
   MAP_ENTRY_BYTES,
   MAP_FRAME_ENTRIES,
-  MAP_FRAME_HEADER_BYTES,
   parseMeta,
   readMapIndex,
+  readRecordHeader,
+  RECORD_HEADER_BYTES,
+  RECORD_MAP_FRAME,
   sectionChecksum,
   TRAILER_BYTES,
   trailerFields,
@@ -17,9 +21,12 @@ import {
   type UpdateMeta,
 } from './update-format.js';
 
+const FRAME_BYTES = MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES;
+
 /**
- * An opened, checksum-checked update object: its meta, its block map, and random access to its
- * stored blocks. Opening reads only the header, the map, the meta and the trailer.
+ * An opened, checksum-checked update object: its meta, its block map, and the range of its
+ * records. Opening reads only the header, the frame index, the meta and the trailer; the map's
+ * frames are read (and each checked against the index) when they are visited.
  */
 export class UpdateReader {
   private constructor(
@@ -28,7 +35,7 @@ export class UpdateReader {
     readonly size: number,
     readonly trailer: Trailer,
     readonly meta: UpdateMeta,
-    private readonly map: Buffer,
+    private readonly frames: Array<{ offset: number; checksum: Buffer }>,
   ) {}
 
   static async open(store: ObjectStore, name: string): Promise<UpdateReader> {
@@ -42,39 +49,38 @@ export class UpdateReader {
     const sections = await store.read(name, trailer.mapOffset, trailer.mapLength + trailer.metaLength);
     const checksum = sectionChecksum([sections], trailerFields(trailerBytes));
     if (!checksum.equals(trailer.checksum)) {
-      throw new TidemarkError('archive.corrupt', `${name}: block map or metadata damaged (checksum mismatch)`);
+      throw new TidemarkError('archive.corrupt', `${name}: block map index or metadata damaged (checksum mismatch)`);
     }
     const meta = parseMeta(sections.subarray(trailer.mapLength), name);
-    return new UpdateReader(store, name, size, trailer, meta, sections.subarray(0, trailer.mapLength));
+    const frames = decodeFrameIndex(Buffer.from(sections.subarray(0, trailer.mapLength)), name);
+    return new UpdateReader(store, name, size, trailer, meta, frames);
   }
 
-  /** Start and end (exclusive) of the stored-block records. */
+  /** Start and end (exclusive) of the records. */
   get recordsRange(): [number, number] {
     return [HEADER_BYTES, this.trailer.mapOffset];
   }
 
   /**
-   * Calls `visit` for every map entry, in block order of each frame. `hash` is a view that is
-   * only valid during the call.
+   * Calls `visit` for every block map entry. `hash` is a view valid only during the call.
+   * A frame that does not match its checksum in the index throws `archive.corrupt`.
    */
-  forEachMapEntry(visit: (blockIndex: number, hash: Buffer) => void): void {
-    const codec = new BlockCodec(MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES);
-    const frame = Buffer.allocUnsafe(MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES);
-    let at = 0;
-    while (at < this.map.length) {
-      if (at + MAP_FRAME_HEADER_BYTES + 1 > this.map.length) this.damaged();
-      const length = this.map.readUInt32LE(at);
-      const entries = this.map.readUInt32LE(at + 4);
-      const end = at + MAP_FRAME_HEADER_BYTES + length;
-      if (length < 1 || entries > MAP_FRAME_ENTRIES || end > this.map.length) this.damaged();
-      const codecId = this.map.readUInt8(at + MAP_FRAME_HEADER_BYTES);
-      const payload = this.map.subarray(at + MAP_FRAME_HEADER_BYTES + 1, end);
-      const raw = codec.decompress(codecId, payload, frame, entries * MAP_ENTRY_BYTES, this.name);
-      for (let i = 0; i < entries; i++) {
-        const e = i * MAP_ENTRY_BYTES;
-        visit(readMapIndex(raw, e), raw.subarray(e + 8, e + MAP_ENTRY_BYTES));
+  async forEachMapEntry(visit: (blockIndex: number, hash: Buffer) => void): Promise<void> {
+    const codec = new BlockCodec(FRAME_BYTES);
+    const raw = Buffer.allocUnsafe(FRAME_BYTES);
+    const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+    for (const frame of this.frames) {
+      if (frame.offset < HEADER_BYTES || frame.offset + RECORD_HEADER_BYTES > this.trailer.mapOffset) this.damaged();
+      const h = readRecordHeader(await this.store.read(this.name, frame.offset, RECORD_HEADER_BYTES, header));
+      if (h.kind !== RECORD_MAP_FRAME || h.rawLength > FRAME_BYTES || h.rawLength % MAP_ENTRY_BYTES !== 0) this.damaged();
+      const end = frame.offset + RECORD_HEADER_BYTES + h.storedLength;
+      if (end > this.trailer.mapOffset) this.damaged();
+      const stored = await this.store.read(this.name, frame.offset + RECORD_HEADER_BYTES, h.storedLength);
+      if (!hashBlock(stored).equals(frame.checksum)) this.damaged();
+      const entries = codec.decompress(h.codec, stored, raw, h.rawLength, this.name);
+      for (let e = 0; e < entries.length; e += MAP_ENTRY_BYTES) {
+        visit(readMapIndex(entries, e), entries.subarray(e + 8, e + MAP_ENTRY_BYTES));
       }
-      at = end;
     }
   }
 

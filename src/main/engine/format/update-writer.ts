@@ -1,13 +1,15 @@
-import type { ObjectStore, ObjectWriter } from '../storage/object-store.js';
+import { hashBlock } from '../block-hash.js';
 import { BlockCodec } from '../block-codec.js';
+import type { ObjectStore, ObjectWriter } from '../storage/object-store.js';
 import {
   encodeFileHeader,
+  encodeFrameIndex,
   encodeTrailer,
-  HEADER_BYTES,
   MAP_ENTRY_BYTES,
   MAP_FRAME_ENTRIES,
-  MAP_FRAME_HEADER_BYTES,
+  RECORD_BLOCK,
   RECORD_HEADER_BYTES,
+  RECORD_MAP_FRAME,
   writeMapEntry,
   writeRecordHeader,
   type UpdateMeta,
@@ -24,9 +26,10 @@ export interface StoredBlock {
 const OUTPUT_BUFFER = 4 << 20;
 
 /**
- * Streams one update object: stored blocks first, then the block map, the meta JSON and the
- * trailer. Output is gathered in a 4 MiB buffer so the store sees few, large writes. Nothing is
- * visible in the archive before `finish` has committed the object.
+ * Streams one update object: stored blocks and block-map frames as they come, then the frame
+ * index, the meta JSON and the trailer. Output is gathered in a 4 MiB buffer so the store sees
+ * few, large writes, and memory stays flat whatever the size of the primary. Nothing is visible
+ * in the archive before `finish` has committed the object.
  */
 export class UpdateWriter {
   private output = Buffer.allocUnsafe(OUTPUT_BUFFER);
@@ -34,7 +37,7 @@ export class UpdateWriter {
   private position = 0;
   private readonly frame = Buffer.allocUnsafe(MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES);
   private frameEntries = 0;
-  private readonly mapFrames: Buffer[] = [];
+  private readonly frames: Array<{ offset: number; checksum: Buffer }> = [];
   private readonly codec: BlockCodec;
   mapEntries = 0;
   storedBlocks = 0;
@@ -43,7 +46,7 @@ export class UpdateWriter {
     private readonly writer: ObjectWriter,
     blockSize: number,
   ) {
-    this.codec = new BlockCodec(blockSize);
+    this.codec = new BlockCodec(Math.max(blockSize, MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES));
   }
 
   static async create(store: ObjectStore, name: string, blockSize: number): Promise<UpdateWriter> {
@@ -60,39 +63,37 @@ export class UpdateWriter {
   /** Stores one block (compressed when that helps) and returns where it lives. */
   async addBlock(hash: Buffer, data: Buffer): Promise<StoredBlock> {
     const { codec, bytes } = this.codec.compress(data);
-    if (this.outputUsed + RECORD_HEADER_BYTES > this.output.length) await this.flush();
-    const offset = this.position;
-    writeRecordHeader(this.output.subarray(this.outputUsed), {
-      hash,
-      rawLength: data.length,
-      storedLength: bytes.length,
-      codec,
-    });
-    this.outputUsed += RECORD_HEADER_BYTES;
-    this.position += RECORD_HEADER_BYTES;
-    await this.append(bytes);
+    const offset = await this.addRecord(hash, data.length, codec, RECORD_BLOCK, bytes);
     this.storedBlocks++;
     return { offset, storedLength: bytes.length, rawLength: data.length, codec };
   }
 
   /** Records that block `blockIndex` of the new state has content `hash`. */
-  addMapEntry(blockIndex: number, hash: Uint8Array): void {
+  async addMapEntry(blockIndex: number, hash: Uint8Array): Promise<void> {
     writeMapEntry(this.frame, this.frameEntries * MAP_ENTRY_BYTES, blockIndex, hash);
     this.frameEntries++;
     this.mapEntries++;
-    if (this.frameEntries === MAP_FRAME_ENTRIES) this.closeFrame();
+    if (this.frameEntries === MAP_FRAME_ENTRIES) await this.closeFrame();
   }
 
-  private closeFrame(): void {
+  private async closeFrame(): Promise<void> {
     if (this.frameEntries === 0) return;
-    const { codec, bytes } = this.codec.compress(this.frame.subarray(0, this.frameEntries * MAP_ENTRY_BYTES));
-    const framed = Buffer.allocUnsafe(MAP_FRAME_HEADER_BYTES + bytes.length + 1);
-    framed.writeUInt32LE(bytes.length + 1, 0);
-    framed.writeUInt32LE(this.frameEntries, 4);
-    framed.writeUInt8(codec, 8);
-    bytes.copy(framed, 9);
-    this.mapFrames.push(framed);
+    const raw = this.frame.subarray(0, this.frameEntries * MAP_ENTRY_BYTES);
+    const { codec, bytes } = this.codec.compress(raw);
+    const checksum = hashBlock(bytes);
+    const offset = await this.addRecord(checksum, raw.length, codec, RECORD_MAP_FRAME, bytes);
+    this.frames.push({ offset, checksum });
     this.frameEntries = 0;
+  }
+
+  private async addRecord(hash: Buffer, rawLength: number, codec: number, kind: number, bytes: Buffer): Promise<number> {
+    if (this.outputUsed + RECORD_HEADER_BYTES > this.output.length) await this.flush();
+    const offset = this.position;
+    writeRecordHeader(this.output.subarray(this.outputUsed), { hash, rawLength, storedLength: bytes.length, codec, kind });
+    this.outputUsed += RECORD_HEADER_BYTES;
+    this.position += RECORD_HEADER_BYTES;
+    await this.append(bytes);
+    return offset;
   }
 
   private async append(bytes: Uint8Array): Promise<void> {
@@ -112,18 +113,18 @@ export class UpdateWriter {
     this.outputUsed = 0;
   }
 
-  /** Writes map, meta and trailer, then makes the update durable and visible. Returns its size. */
+  /** Writes the frame index, meta and trailer, then makes the update durable and visible. */
   async finish(meta: UpdateMeta): Promise<number> {
-    this.closeFrame();
-    await this.flush();
+    await this.closeFrame();
+    const index = encodeFrameIndex(this.frames);
     const mapOffset = this.position;
-    for (const frame of this.mapFrames) await this.append(frame);
+    await this.append(index);
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     const metaOffset = this.position;
     await this.append(metaBytes);
     const trailer = encodeTrailer(
       { mapOffset, mapLength: metaOffset - mapOffset, metaOffset, metaLength: metaBytes.length },
-      [...this.mapFrames, metaBytes],
+      [index, metaBytes],
     );
     await this.append(trailer);
     await this.flush();
@@ -136,5 +137,3 @@ export class UpdateWriter {
     await this.writer.abort();
   }
 }
-
-export { HEADER_BYTES };
