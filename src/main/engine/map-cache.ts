@@ -117,9 +117,10 @@ export class MapCache {
         let n = 1;
         while (i + n < blocks.length && blocks[i + n] === first + n) n++;
         fs.writeSync(fd, map.hashes, first * HASH_BYTES, n * HASH_BYTES, HEADER_BYTES + first * HASH_BYTES);
-        fs.writeSync(fd, scan, first * 8, n * 8, scanStart + first * 8);
         i += n;
       }
+      // Scan hashes are per group of blocks and small (8 B per 256 KiB): written whole.
+      fs.writeSync(fd, scan, 0, scan.length, scanStart);
       fs.writeSync(fd, this.header(map, stateId), 0, HEADER_BYTES, 0);
     } finally {
       fs.closeSync(fd);

@@ -97,8 +97,9 @@ async function capture(
 interface ScanResult {
   map: StateMap;
   changedBlocks: number;
-  /** Blocks whose hash or scan hash changed, ascending: what the map cache must rewrite. */
+  /** Blocks whose hash changed, ascending: what the map cache must rewrite. */
   touched: number[];
+  scanHashesChanged: boolean;
   writer: UpdateWriter | null;
   blobs: NewBlob[];
 }
@@ -114,40 +115,59 @@ async function scanInto(
   const { blockSize, primary } = archive.manifest;
   const map = previous ?? new StateMap(primary.size, blockSize);
   const stateId = latest ? latest.id + 1 : 0;
-  const result: ScanResult = { map, changedBlocks: 0, touched: [], writer: null, blobs: [] };
+  const result: ScanResult = { map, changedBlocks: 0, touched: [], scanHashesChanged: false, writer: null, blobs: [] };
   const storedHere = new Set<string>();
   const scanHasher = new ScanHasher();
-  const runs = candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize);
+  const perGroup = map.blocksPerScanGroup;
+  const runs = [...(candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize, map.blocksPerScanGroup))];
   const totalBlocks = candidates ? candidates.length : map.blockCount;
   const pending: Array<{ index: number; hash: Buffer; data: Buffer | null }> = [];
   let done = 0;
 
+  // Compares one block with the last state by its content hash; records it if it changed.
+  const compareBlock = (buffer: Buffer, at: number, index: number): void => {
+    const length = map.blockLength(index);
+    const data = buffer.subarray(at, at + length);
+    const zero = isZero(data);
+    if (zero && previous?.isZeroAt(index)) return;
+    const hash = zero ? zeroHash(length) : hashBlock(data);
+    if (previous && hash.equals(previous.hashAt(index))) return;
+    result.touched.push(index);
+    map.set(index, hash);
+    result.changedBlocks++;
+    pending.push({ index, hash, data: zero ? null : data });
+  };
+
   const processChunk = async (buffer: Buffer, firstBlock: number, blocks: number): Promise<void> => {
-    for (let i = 0; i < blocks; i++) {
-      const index = firstBlock + i;
-      const length = map.blockLength(index);
-      const data = buffer.subarray(i * blockSize, i * blockSize + length);
-      const zero = isZero(data);
-      let hash: Buffer;
-      if (zero) {
-        if (previous?.isZeroAt(index)) continue;
-        hash = zeroHash(length);
-        map.scanHashes[index] = UNKNOWN_SCAN_HASH;
-      } else {
-        const quick = scanHasher.hash(data);
-        const known = map.scanHashes[index];
-        if (previous && quick !== UNKNOWN_SCAN_HASH && quick === known) continue;
-        map.scanHashes[index] = quick;
-        hash = hashBlock(data);
-        if (previous && hash.equals(previous.hashAt(index))) {
-          result.touched.push(index);
-          continue;
+    const aligned = firstBlock % perGroup === 0 && (blocks % perGroup === 0 || firstBlock + blocks === map.blockCount);
+    if (!candidates && aligned) {
+      // A whole scan: one xxh3 per group of blocks tells whether any of them may have changed.
+      for (let g = 0; g < blocks; g += perGroup) {
+        const first = firstBlock + g;
+        const count = Math.min(perGroup, firstBlock + blocks - first);
+        const data = buffer.subarray(g * blockSize, g * blockSize + (count - 1) * blockSize + map.blockLength(first + count - 1));
+        const group = first / perGroup;
+        if (isZero(data)) {
+          map.scanHashes[group] = UNKNOWN_SCAN_HASH;
+          if (previous && previous.allZero(first, count)) continue;
+        } else {
+          const quick = scanHasher.hash(data);
+          if (previous && quick !== UNKNOWN_SCAN_HASH && quick === map.scanHashes[group]) continue;
+          map.scanHashes[group] = quick;
+        }
+        result.scanHashesChanged = true;
+        for (let b = 0; b < count; b++) compareBlock(buffer, (g + b) * blockSize, first + b);
+      }
+    } else {
+      for (let i = 0; i < blocks; i++) {
+        const before = result.changedBlocks;
+        compareBlock(buffer, i * blockSize, firstBlock + i);
+        // The group's scan hash no longer describes its content: forget it.
+        if (result.changedBlocks !== before) {
+          map.scanHashes[Math.floor((firstBlock + i) / perGroup)] = UNKNOWN_SCAN_HASH;
+          result.scanHashesChanged = true;
         }
       }
-      result.touched.push(index);
-      map.set(index, hash);
-      result.changedBlocks++;
-      pending.push({ index, hash, data: zero ? null : data });
     }
     await storePending();
     done += blocks;
@@ -191,7 +211,7 @@ async function commit(
     await scan.writer?.abort();
     if (!latest) throw new TidemarkError('internal', 'no baseline');
     // Keep what this scan learnt (after a catalog rebuild the scan hashes start unknown).
-    if (scan.touched.length > 0) archive.mapCache.save(scan.map, latest.id, { fromStateId: latest.id, blocks: scan.touched });
+    if (scan.scanHashesChanged) archive.mapCache.save(scan.map, latest.id, { fromStateId: latest.id, blocks: scan.touched });
     return { changed: false, latest };
   }
   const { manifest } = archive;
@@ -248,8 +268,9 @@ async function commit(
 /** A run of contiguous blocks to read: [first, first + count). */
 type Run = [first: number, count: number];
 
-function* wholeDevice(blockCount: number, blockSize: number): Generator<Run> {
-  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / blockSize));
+/** Chunks of whole scan groups, so each group is hashed from one buffer. */
+function* wholeDevice(blockCount: number, blockSize: number, perGroup: number): Generator<Run> {
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / (blockSize * perGroup))) * perGroup;
   for (let first = 0; first < blockCount; first += perChunk) yield [first, Math.min(perChunk, blockCount - first)];
 }
 
@@ -271,11 +292,12 @@ function* runsOf(sorted: number[], blockSize: number): Generator<Run> {
  */
 async function readRuns(
   device: PrimaryDevice,
-  runs: Iterable<Run>,
+  runs: Run[],
   blockSize: number,
   process: (buffer: Buffer, firstBlock: number, blocks: number) => Promise<void>,
 ): Promise<void> {
-  const chunkBytes = Math.max(blockSize, Math.floor(CHUNK_BYTES / blockSize) * blockSize);
+  let chunkBytes = blockSize;
+  for (const [, count] of runs) chunkBytes = Math.max(chunkBytes, count * blockSize);
   const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] as const;
   const iterator = runs[Symbol.iterator]();
   const start = (run: Run | undefined, buffer: Buffer): Promise<Run> | null => {
