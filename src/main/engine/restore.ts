@@ -166,15 +166,23 @@ async function writeBlocks(
   const { blockSize } = map;
   const codec = new BlockCodec(blockSize);
   const checkedUpdates = new Set<string>();
-  const current = Buffer.allocUnsafe(blockSize);
-  const out = Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize));
+  const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
+  const current = Buffer.allocUnsafe(batch * blockSize);
+  // Two output buffers: one is written (on libuv's thread pool) while the next is filled.
+  const outs = [Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)), Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize))];
+  let out = outs[0] as Buffer;
+  let writing: Promise<void> = Promise.resolve();
   let outStart = -1;
   let outUsed = 0;
   let blocks = 0;
   let bytes = 0;
 
   const flush = async (): Promise<void> => {
-    if (outUsed > 0) await writeFully(target.handle, out.subarray(0, outUsed), outStart);
+    await writing;
+    if (outUsed > 0) {
+      writing = writeFully(target.handle, out.subarray(0, outUsed), outStart);
+      out = out === outs[0] ? (outs[1] as Buffer) : (outs[0] as Buffer);
+    }
     outUsed = 0;
     outStart = -1;
   };
@@ -187,17 +195,19 @@ async function writeBlocks(
     bytes += data.length;
   };
 
-  const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
   for (let first = 0; first < map.blockCount; first += batch) {
     const last = Math.min(first + batch, map.blockCount);
     const wanted: number[] = [];
+    const batchStart = first * blockSize;
+    const existing = Math.max(0, Math.min(last * blockSize, target.existingSize) - batchStart);
+    // Rollback: read what the target holds for this batch at once; padding past its end is zero.
+    if (existing > 0) await readFully(target.handle, current.subarray(0, (last - first) * blockSize), batchStart, existing);
     for (let i = first; i < last; i++) {
       const offset = i * blockSize;
       const length = map.blockLength(i);
       if (offset < target.existingSize) {
-        // Rollback: the block stays if the target already holds this content.
-        const have = current.subarray(0, length);
-        await readFully(target.handle, have, offset, Math.min(length, target.existingSize - offset));
+        // The block stays if the target already holds this content.
+        const have = current.subarray(offset - batchStart, offset - batchStart + length);
         if (hashOf(have).equals(map.hashAt(i))) continue;
       } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
         continue;
@@ -209,6 +219,7 @@ async function writeBlocks(
     options.onProgress?.(last, map.blockCount);
   }
   await flush();
+  await writing;
   return { blocks, bytes };
 }
 
