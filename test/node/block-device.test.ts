@@ -64,7 +64,14 @@ describe.skipIf(skip)(`a real block device as primary${skip ? ` (skipped: ${skip
     const last = states[states.length - 1]!;
 
     const out = path.join(dir, 'restored.img');
-    const r = tidemarkJson<RestoreReport>('restore', archive, '--state', String(last.id), '--to', out);
+    const r = tidemarkJson<RestoreReport>(
+      'restore',
+      archive,
+      '--state',
+      String(last.id),
+      '--to',
+      out,
+    );
     expect(r.verified).toBe(true);
     expect(sha256(out)).toBe(sums[1]);
 
@@ -72,7 +79,15 @@ describe.skipIf(skip)(`a real block device as primary${skip ? ` (skipped: ${skip
     const refused = tidemark('restore', archive, '--state', '0', '--to', dev);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/^tidemark: .*--rollback/);
-    const back = tidemarkJson<RestoreReport>('restore', archive, '--state', '0', '--to', dev, '--rollback');
+    const back = tidemarkJson<RestoreReport>(
+      'restore',
+      archive,
+      '--state',
+      '0',
+      '--to',
+      dev,
+      '--rollback',
+    );
     expect(back.blocksWritten).toBeGreaterThan(0);
     expect(back.blocksWritten).toBeLessThan((32 << 20) / 16384 / 2);
     expect(readDevice(dev)).toBe(sums[0]);
@@ -80,7 +95,15 @@ describe.skipIf(skip)(`a real block device as primary${skip ? ` (skipped: ${skip
     // A mounted device is never written.
     sh('mount', ['-o', 'ro', dev, mnt]);
     mounted.push(mnt);
-    const busy = tidemark('restore', archive, '--state', String(last.id), '--to', dev, '--rollback');
+    const busy = tidemark(
+      'restore',
+      archive,
+      '--state',
+      String(last.id),
+      '--to',
+      dev,
+      '--rollback',
+    );
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/mounted/);
   });

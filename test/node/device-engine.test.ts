@@ -17,7 +17,9 @@ import { sha256, tempDir } from '../helpers/tmp.js';
 const BS = 16384;
 
 /** A clock that moves one minute per reading, from a fixed start. */
-function steppingClock(start = Date.parse('2026-01-01T00:00:00Z')): Clock & { at(i: number): Date } {
+function steppingClock(
+  start = Date.parse('2026-01-01T00:00:00Z'),
+): Clock & { at(i: number): Date } {
   let t = start;
   return {
     now: () => new Date((t += 60_000)),
@@ -107,7 +109,11 @@ describe('device engine on a real image file', () => {
       fs.rmSync(out);
     }
     // --at picks the latest state at or before a time.
-    const at = await restoreArchive(archive, { at: new Date(Date.parse(states[5]!.time) + 30_000) }, path.join(dir, 'at'));
+    const at = await restoreArchive(
+      archive,
+      { at: new Date(Date.parse(states[5]!.time) + 30_000) },
+      path.join(dir, 'at'),
+    );
     expect(at.state).toBe(5);
     expect(sha256(path.join(dir, 'at'))).toBe(copies[5]);
   });
@@ -146,7 +152,12 @@ describe('device engine on a real image file', () => {
     expect(entries).toEqual([10]);
     expect(meta.storedBlocks).toBe(1);
     await restoreArchive(archive, { stateId: 1 }, path.join(dir, 'r'));
-    expect(fs.readFileSync(path.join(dir, 'r')).subarray(10 * BS, 11 * BS).equals(last)).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'r'))
+        .subarray(10 * BS, 11 * BS)
+        .equals(last),
+    ).toBe(true);
     expect(journal.dirtyCount).toBe(0);
     journal.close();
   });
@@ -254,7 +265,12 @@ describe('device engine on a real image file', () => {
     const next = await snapshotArchive(archive);
     expect(next.changed && next.state.id).toBe(2);
     await restoreArchive(archive, { stateId: 1 }, path.join(dir, 'r'));
-    expect(fs.readFileSync(path.join(dir, 'r')).subarray(0, 3 * BS).equals(randomBytes(prng(12), 3 * BS))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'r'))
+        .subarray(0, 3 * BS)
+        .equals(randomBytes(prng(12), 3 * BS)),
+    ).toBe(true);
   });
 
   it('never trusts a damaged map cache: a snapshot after tampering still records exactly what changed', async () => {

@@ -31,7 +31,7 @@ function fourStates(dir: string): { archive: string; copies: string[] } {
   const copies = [sha256(image)];
   expect(tidemark('init', image, archive, '--block-size', String(BS)).code).toBe(0);
   for (let k = 1; k <= 3; k++) {
-    writeAt(image, (k * 8) * BS, fill(100 + k, BS));
+    writeAt(image, k * 8 * BS, fill(100 + k, BS));
     const snap = tidemark('snapshot', archive);
     expect(snap.code, snap.stderr).toBe(0);
     copies.push(sha256(image));
@@ -123,10 +123,19 @@ describe('verify', () => {
     const states = tidemarkJson<StateInfo[]>('states', archive);
     expect(states).toHaveLength(4);
     for (const s of states) {
-      expect(Object.keys(s).sort()).toEqual(['changedBlocks', 'consistency', 'id', 'stateHash', 'storedBytes', 'time']);
+      expect(Object.keys(s).sort()).toEqual([
+        'changedBlocks',
+        'consistency',
+        'id',
+        'stateHash',
+        'storedBytes',
+        'time',
+      ]);
       expect(new Date(s.time).toISOString()).toBe(s.time);
       expect(s.stateHash).toMatch(/^[0-9a-f]{64}$/);
-      expect(s.storedBytes).toBe(fs.statSync(path.join(archive, 'updates', `${String(s.id).padStart(10, '0')}.tmu`)).size);
+      expect(s.storedBytes).toBe(
+        fs.statSync(path.join(archive, 'updates', `${String(s.id).padStart(10, '0')}.tmu`)).size,
+      );
     }
     expect(states[1]!.changedBlocks).toBe(1);
   });

@@ -31,9 +31,15 @@ function parse(args: string[], options: Options, positionals: number) {
     throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
   }
   if (parsed.positionals.length !== positionals) {
-    throw new TidemarkError('usage', `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`);
+    throw new TidemarkError(
+      'usage',
+      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
+    );
   }
-  return { values: parsed.values as Record<string, string | boolean | undefined>, args: parsed.positionals };
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    args: parsed.positionals,
+  };
 }
 
 function progress(label: string): ((done: number, total: number) => void) | undefined {
@@ -48,12 +54,16 @@ function progress(label: string): ((done: number, total: number) => void) | unde
 }
 
 function describeState(s: StateInfo): string {
-  const grade = s.consistency === 'none' ? ` consistency none (${s.consistencyReason ?? 'unknown'})` : ` ${s.consistency}`;
+  const grade =
+    s.consistency === 'none'
+      ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
+      : ` ${s.consistency}`;
   return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
 }
 
 function integer(value: string | boolean | undefined, flag: string): number {
-  if (typeof value !== 'string' || !/^\d+$/.test(value)) throw new TidemarkError('usage', `${flag} needs a whole number`);
+  if (typeof value !== 'string' || !/^\d+$/.test(value))
+    throw new TidemarkError('usage', `${flag} needs a whole number`);
   return Number(value);
 }
 
@@ -62,9 +72,20 @@ async function run(argv: string[]): Promise<number> {
   const out = (line: string): boolean => process.stdout.write(line + '\n');
   switch (command) {
     case 'init': {
-      const { values, args } = parse(rest, { 'block-size': { type: 'string' }, json: { type: 'boolean' } }, 2);
-      const blockSize = values['block-size'] === undefined ? undefined : integer(values['block-size'], '--block-size');
-      const state = await initArchive(args[0] as string, args[1] as string, blockSize ? { blockSize } : {});
+      const { values, args } = parse(
+        rest,
+        { 'block-size': { type: 'string' }, json: { type: 'boolean' } },
+        2,
+      );
+      const blockSize =
+        values['block-size'] === undefined
+          ? undefined
+          : integer(values['block-size'], '--block-size');
+      const state = await initArchive(
+        args[0] as string,
+        args[1] as string,
+        blockSize ? { blockSize } : {},
+      );
       if (values.json) out(JSON.stringify(state));
       else out(describeState(state));
       return 0;
@@ -73,7 +94,12 @@ async function run(argv: string[]): Promise<number> {
       const { values, args } = parse(rest, { json: { type: 'boolean' } }, 1);
       const onProgress = progress('scanning');
       const result = await snapshotArchive(args[0] as string, onProgress ? { onProgress } : {});
-      if (values.json) out(JSON.stringify(result.changed ? { changed: true, state: result.state } : { changed: false }));
+      if (values.json)
+        out(
+          JSON.stringify(
+            result.changed ? { changed: true, state: result.state } : { changed: false },
+          ),
+        );
       else if (result.changed) out(describeState(result.state));
       else out(`nothing changed since state ${result.latest.id}: no state recorded`);
       return 0;
@@ -101,12 +127,14 @@ async function run(argv: string[]): Promise<number> {
       if ((values.state === undefined) === (values.at === undefined)) {
         throw new TidemarkError('usage', 'restore needs exactly one of --state K or --at ISO_TIME');
       }
-      if (typeof values.to !== 'string') throw new TidemarkError('usage', 'restore needs --to PATH');
+      if (typeof values.to !== 'string')
+        throw new TidemarkError('usage', 'restore needs --to PATH');
       let selector: StateSelector;
       if (values.state !== undefined) selector = { stateId: integer(values.state, '--state') };
       else {
         const at = new Date(values.at as string);
-        if (Number.isNaN(at.getTime())) throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
+        if (Number.isNaN(at.getTime()))
+          throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
         selector = { at };
       }
       const onProgress = progress('restoring');
@@ -124,31 +152,47 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'verify': {
-      const { values, args } = parse(rest, { deep: { type: 'boolean' }, json: { type: 'boolean' } }, 1);
+      const { values, args } = parse(
+        rest,
+        { deep: { type: 'boolean' }, json: { type: 'boolean' } },
+        1,
+      );
       const onProgress = progress('verifying');
-      const report = await verify(args[0] as string, { deep: values.deep === true, ...(onProgress ? { onProgress } : {}) });
+      const report = await verify(args[0] as string, {
+        deep: values.deep === true,
+        ...(onProgress ? { onProgress } : {}),
+      });
       if (values.json) out(JSON.stringify(report));
       else {
         out(
           `${report.ok ? 'ok' : 'DAMAGED'}: ${report.updatesChecked} updates, ${report.blocksChecked} blocks (${formatBytes(report.bytesChecked)}) checked${report.deep ? `, ${report.statesChecked} state hashes recomputed` : ''}`,
         );
-        for (const p of report.problems) out(`${p.file}: ${p.message}; affects states ${p.states.join(', ') || 'none'}`);
+        for (const p of report.problems)
+          out(`${p.file}: ${p.message}; affects states ${p.states.join(', ') || 'none'}`);
       }
       if (!report.ok) {
         const first = report.problems[0];
-        process.stderr.write(`tidemark: the archive is damaged: ${first?.file}: ${first?.message} (states ${first?.states.join(', ')})\n`);
+        process.stderr.write(
+          `tidemark: the archive is damaged: ${first?.file}: ${first?.message} (states ${first?.states.join(', ')})\n`,
+        );
       }
       return report.ok ? 0 : 1;
     }
     case 'catalog': {
       const [sub, ...more] = rest;
-      if (sub !== 'rebuild') throw new TidemarkError('usage', 'the catalog command is `tidemark catalog rebuild <archive-dir>`');
+      if (sub !== 'rebuild')
+        throw new TidemarkError(
+          'usage',
+          'the catalog command is `tidemark catalog rebuild <archive-dir>`',
+        );
       const { values, args } = parse(more, { json: { type: 'boolean' } }, 1);
       const result = await rebuildCatalog(args[0] as string);
       if (values.json) out(JSON.stringify(result));
       else out(`catalog rebuilt from ${result.states} updates`);
       if (result.damaged.length > 0) {
-        process.stderr.write(`tidemark: damaged updates left out: ${result.damaged.join(', ')} (run tidemark verify)\n`);
+        process.stderr.write(
+          `tidemark: damaged updates left out: ${result.damaged.join(', ')} (run tidemark verify)\n`,
+        );
         return 1;
       }
       return 0;
@@ -175,7 +219,8 @@ run(process.argv.slice(2)).then(
   (err: unknown) => {
     if (isTidemarkError(err)) {
       process.stderr.write(`tidemark: ${err.message}\n`);
-      if (process.env.TIDEMARK_DEBUG && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+      if (process.env.TIDEMARK_DEBUG && err.cause)
+        process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
       process.exitCode = exitCodeOf(err);
     } else {
       const e = err as Error;

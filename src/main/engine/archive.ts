@@ -47,7 +47,11 @@ export class Archive {
     try {
       const store = new FolderStore(abs);
       let catalog = await openCatalog(abs, manifest, options.write);
-      if (!options.write && (await unrecordedUpdates(store, catalog)).length > 0 && !catalog.inMemory) {
+      if (
+        !options.write &&
+        (await unrecordedUpdates(store, catalog)).length > 0 &&
+        !catalog.inMemory
+      ) {
         // A writer crashed between committing an update and recording it; a reader may not fix the
         // file, so it reads the whole index from the updates into memory instead.
         catalog.close();
@@ -77,7 +81,8 @@ export class Archive {
   /** Indexes committed updates that the catalog does not know yet, oldest first. */
   async indexUnrecorded(): Promise<number> {
     const names = await unrecordedUpdates(this.store, this.catalog);
-    for (const name of names) await indexUpdate(this.catalog, await UpdateReader.open(this.store, name));
+    for (const name of names)
+      await indexUpdate(this.catalog, await UpdateReader.open(this.store, name));
     return names.length;
   }
 
@@ -103,7 +108,6 @@ function memoryCatalog(manifest: ArchiveManifest): Catalog {
   return memory;
 }
 
-
 export async function readManifest(dir: string): Promise<ArchiveManifest> {
   let bytes: Buffer;
   try {
@@ -122,7 +126,11 @@ export async function readManifest(dir: string): Promise<ArchiveManifest> {
   return parseManifest(bytes, dir);
 }
 
-async function openCatalog(dir: string, manifest: ArchiveManifest, write: boolean): Promise<Catalog> {
+async function openCatalog(
+  dir: string,
+  manifest: ArchiveManifest,
+  write: boolean,
+): Promise<Catalog> {
   const file = path.join(dir, CATALOG_NAME);
   if (!write) {
     // A reader never writes the secondary (it may be read-only): an unusable catalog is rebuilt
@@ -168,7 +176,8 @@ export class ArchiveLock {
         await createLockFile(file, me);
         return new ArchiveLock(file);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw archiveIoError(err, 'taking the archive lock');
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw archiveIoError(err, 'taking the archive lock');
       }
       const holder = await readHolder(file);
       if (holder && holder.host === os.hostname() && !isProcessAlive(holder.pid)) {
@@ -177,7 +186,12 @@ export class ArchiveLock {
       }
       if (!holder) {
         // Written by a holder killed between create and write: stale by construction after a moment.
-        const age = Date.now() - (await fsp.stat(file).then((s) => s.mtimeMs).catch(() => 0));
+        const age =
+          Date.now() -
+          (await fsp
+            .stat(file)
+            .then((s) => s.mtimeMs)
+            .catch(() => 0));
         if (age > 10_000) {
           await fsp.rm(file, { force: true });
           continue;
@@ -189,7 +203,9 @@ export class ArchiveLock {
         { retryable: true },
       );
     }
-    throw new TidemarkError('archive.locked', 'could not take the archive lock', { retryable: true });
+    throw new TidemarkError('archive.locked', 'could not take the archive lock', {
+      retryable: true,
+    });
   }
 
   async release(): Promise<void> {

@@ -28,28 +28,41 @@ export class BlockCodec {
 
   /** Returns the stored form of `data`: zstd if that is smaller, else the block itself. */
   compress(data: Buffer): { codec: number; bytes: Buffer } {
-    if (this.scratch.length < zstd.compressBound(data.length)) this.scratch = Buffer.allocUnsafe(zstd.compressBound(data.length));
+    if (this.scratch.length < zstd.compressBound(data.length))
+      this.scratch = Buffer.allocUnsafe(zstd.compressBound(data.length));
     const length = this.cctx.compress2(this.scratch, data);
     if (length >= data.length) return { codec: CODEC_RAW, bytes: data };
     return { codec: CODEC_ZSTD, bytes: this.scratch.subarray(0, length) };
   }
 
   /** Decodes `stored` into `into` (exactly `rawLength` bytes) or throws `archive.corrupt`. */
-  decompress(codec: number, stored: Buffer, into: Buffer, rawLength: number, where: string): Buffer {
+  decompress(
+    codec: number,
+    stored: Buffer,
+    into: Buffer,
+    rawLength: number,
+    where: string,
+  ): Buffer {
     const out = into.subarray(0, rawLength);
     if (codec === CODEC_RAW) {
-      if (stored.length !== rawLength) throw new TidemarkError('archive.corrupt', `${where}: bad raw block length`);
+      if (stored.length !== rawLength)
+        throw new TidemarkError('archive.corrupt', `${where}: bad raw block length`);
       stored.copy(out);
       return out;
     }
-    if (codec !== CODEC_ZSTD) throw new TidemarkError('archive.corrupt', `${where}: unknown block codec ${codec}`);
+    if (codec !== CODEC_ZSTD)
+      throw new TidemarkError('archive.corrupt', `${where}: unknown block codec ${codec}`);
     let length: number;
     try {
       length = this.dctx.decompress(out, stored);
     } catch (err) {
-      throw new TidemarkError('archive.corrupt', `${where}: damaged compressed block (${(err as Error).message})`);
+      throw new TidemarkError(
+        'archive.corrupt',
+        `${where}: damaged compressed block (${(err as Error).message})`,
+      );
     }
-    if (length !== rawLength) throw new TidemarkError('archive.corrupt', `${where}: block decompressed to a wrong length`);
+    if (length !== rawLength)
+      throw new TidemarkError('archive.corrupt', `${where}: block decompressed to a wrong length`);
     return out;
   }
 }

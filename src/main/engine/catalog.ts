@@ -96,7 +96,8 @@ export class Catalog {
   }
 
   getMeta(key: string): string | undefined {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+      { value: string } | undefined;
     return row?.value;
   }
 
@@ -114,7 +115,8 @@ export class Catalog {
   }
 
   latestState(): StateRow | undefined {
-    const row = this.db.prepare('SELECT * FROM states ORDER BY id DESC LIMIT 1').get() as DbState | undefined;
+    const row = this.db.prepare('SELECT * FROM states ORDER BY id DESC LIMIT 1').get() as
+      DbState | undefined;
     return row && toStateRow(row);
   }
 
@@ -168,7 +170,8 @@ export class Catalog {
     );
     const run = this.db.transaction(() => {
       for (const b of blobs) {
-        if (b.hash.length !== HASH_BYTES) throw new TidemarkError('internal', 'bad blob hash length');
+        if (b.hash.length !== HASH_BYTES)
+          throw new TidemarkError('internal', 'bad blob hash length');
         insertBlob.run(b.hash, state.update, b.offset, b.storedLength, b.rawLength, b.codec);
       }
       insertState.run(
@@ -192,9 +195,11 @@ export class Catalog {
   }
 
   blobHashesOf(update: string): Buffer[] {
-    return (this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{ hash: Buffer }>).map(
-      (r) => r.hash,
-    );
+    return (
+      this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{
+        hash: Buffer;
+      }>
+    ).map((r) => r.hash);
   }
 
   /** Empties every table (before a rebuild from the update objects). */
@@ -273,12 +278,21 @@ function toStateRow(r: DbState): StateRow {
 
 function catalogError(err: unknown, where: string): TidemarkError {
   const code = (err as { code?: string }).code ?? '';
-  if (code === 'SQLITE_FULL') return new TidemarkError('archive.full', `the backup disk is full (${where})`, { cause: err });
+  if (code === 'SQLITE_FULL')
+    return new TidemarkError('archive.full', `the backup disk is full (${where})`, { cause: err });
   if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN') {
-    return new TidemarkError('archive.read-only', `cannot write ${where} (read-only or no permission)`, { cause: err });
+    return new TidemarkError(
+      'archive.read-only',
+      `cannot write ${where} (read-only or no permission)`,
+      { cause: err },
+    );
   }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
-    return new TidemarkError('archive.corrupt', `${where} is damaged: run \`tidemark catalog rebuild\``, { cause: err });
+    return new TidemarkError(
+      'archive.corrupt',
+      `${where} is damaged: run \`tidemark catalog rebuild\``,
+      { cause: err },
+    );
   }
   return new TidemarkError('archive.io', `${where}: ${(err as Error).message}`, { cause: err });
 }

@@ -34,15 +34,28 @@ export interface InitOptions {
 }
 
 /** Creates an archive of a device primary in `archiveDir` and records its baseline, state 0. */
-export async function initArchive(primaryPath: string, archiveDir: string, options: InitOptions = {}): Promise<StateRow> {
+export async function initArchive(
+  primaryPath: string,
+  archiveDir: string,
+  options: InitOptions = {},
+): Promise<StateRow> {
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || blockSize % 4096 !== 0) {
-    throw new TidemarkError('usage', `block size must be a multiple of 4096 between ${MIN_BLOCK_SIZE} and ${MAX_BLOCK_SIZE} bytes`);
+  if (
+    !Number.isInteger(blockSize) ||
+    blockSize < MIN_BLOCK_SIZE ||
+    blockSize > MAX_BLOCK_SIZE ||
+    blockSize % 4096 !== 0
+  ) {
+    throw new TidemarkError(
+      'usage',
+      `block size must be a multiple of 4096 between ${MIN_BLOCK_SIZE} and ${MAX_BLOCK_SIZE} bytes`,
+    );
   }
   const device = await PrimaryDevice.open(primaryPath);
   await device.close();
   const dir = path.resolve(archiveDir);
-  if (isInside(dir, device.path)) throw new TidemarkError('usage', 'the archive cannot be the primary itself');
+  if (isInside(dir, device.path))
+    throw new TidemarkError('usage', 'the archive cannot be the primary itself');
   const created = await prepareEmptyDir(dir, device.path);
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
@@ -76,7 +89,8 @@ async function prepareEmptyDir(dir: string, primaryPath: string): Promise<boolea
     entries = await fsp.readdir(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
+    if (code === 'ENOTDIR')
+      throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
     if (code !== 'ENOENT') throw archiveIoError(err, dir);
     try {
       await makeDirs(dir);
@@ -88,12 +102,21 @@ async function prepareEmptyDir(dir: string, primaryPath: string): Promise<boolea
   if (entries.includes(MANIFEST_NAME)) {
     const m = await readManifest(dir);
     if (m.primary.path === primaryPath) {
-      throw new TidemarkError('archive.not-empty', `${dir} already holds an archive of ${primaryPath}: use \`tidemark snapshot\``);
+      throw new TidemarkError(
+        'archive.not-empty',
+        `${dir} already holds an archive of ${primaryPath}: use \`tidemark snapshot\``,
+      );
     }
-    throw new TidemarkError('archive.other-primary', `${dir} holds the archive of another primary (${m.primary.path})`);
+    throw new TidemarkError(
+      'archive.other-primary',
+      `${dir} holds the archive of another primary (${m.primary.path})`,
+    );
   }
   if (entries.length > 0) {
-    throw new TidemarkError('archive.not-empty', `${dir} is not empty and holds no Tidemark archive: choose an empty folder`);
+    throw new TidemarkError(
+      'archive.not-empty',
+      `${dir} is not empty and holds no Tidemark archive: choose an empty folder`,
+    );
   }
   return false;
 }
@@ -116,7 +139,10 @@ export interface SnapshotOptions {
 }
 
 /** Ends the current interval now (see captureInterval). */
-export async function snapshotArchive(archiveDir: string, options: SnapshotOptions = {}): Promise<CaptureResult> {
+export async function snapshotArchive(
+  archiveDir: string,
+  options: SnapshotOptions = {},
+): Promise<CaptureResult> {
   return withArchive(archiveDir, true, (archive) =>
     captureInterval(archive, {
       clock: options.clock ?? systemClock,
@@ -149,10 +175,15 @@ export async function restoreArchive(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreReport> {
-  return withArchive(archiveDir, false, (archive) => restoreState(archive, selector, target, options));
+  return withArchive(archiveDir, false, (archive) =>
+    restoreState(archive, selector, target, options),
+  );
 }
 
-export async function verify(archiveDir: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verify(
+  archiveDir: string,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   return withArchive(archiveDir, false, (archive) => verifyArchive(archive, options));
 }
 
@@ -160,30 +191,39 @@ export async function verify(archiveDir: string, options: VerifyOptions = {}): P
  * Recreates the catalog from the update objects alone. Damaged updates are left out and named;
  * `verify` says which states they touch.
  */
-export async function rebuildCatalog(archiveDir: string): Promise<{ states: number; damaged: string[] }> {
+export async function rebuildCatalog(
+  archiveDir: string,
+): Promise<{ states: number; damaged: string[] }> {
   // One transaction: an update this build cannot read (a newer format) or a full disk stops the
   // rebuild with the old catalog still in place, not an emptied one.
-  return withArchive(archiveDir, true, (archive) => archive.catalog.atomically(async () => {
-    archive.catalog.clear();
-    archive.mapCache.remove();
-    archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
-    const damaged: string[] = [];
-    let states = 0;
-    for (const name of await archive.updateNames()) {
-      try {
-        await indexUpdate(archive.catalog, await UpdateReader.open(archive.store, name));
-        states++;
-      } catch (err) {
-        if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
-        damaged.push(name);
+  return withArchive(archiveDir, true, (archive) =>
+    archive.catalog.atomically(async () => {
+      archive.catalog.clear();
+      archive.mapCache.remove();
+      archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
+      const damaged: string[] = [];
+      let states = 0;
+      for (const name of await archive.updateNames()) {
+        try {
+          await indexUpdate(archive.catalog, await UpdateReader.open(archive.store, name));
+          states++;
+        } catch (err) {
+          if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
+          damaged.push(name);
+        }
       }
-    }
-    return { states, damaged };
-  }));
+      return { states, damaged };
+    }),
+  );
 }
 
-async function withArchive<T>(dir: string, write: boolean, fn: (archive: Archive) => Promise<T> | T): Promise<T> {
-  if (!fs.existsSync(dir)) throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
+async function withArchive<T>(
+  dir: string,
+  write: boolean,
+  fn: (archive: Archive) => Promise<T> | T,
+): Promise<T> {
+  if (!fs.existsSync(dir))
+    throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
   const archive = await Archive.open(dir, { write });
   try {
     return await fn(archive);

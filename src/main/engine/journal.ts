@@ -53,7 +53,10 @@ export class Journal {
   write(offset: number, data: Uint8Array | number): void {
     const length = typeof data === 'number' ? data : data.length;
     if (offset < 0 || length < 0 || offset + length > this.primarySize) {
-      throw new TidemarkError('usage', `journal write [${offset}, ${offset + length}) lies outside the primary`);
+      throw new TidemarkError(
+        'usage',
+        `journal write [${offset}, ${offset + length}) lies outside the primary`,
+      );
     }
     if (length === 0 || !this.mark(offset, length)) return;
     writeU64(this.record, offset, 0);
@@ -64,7 +67,10 @@ export class Journal {
   /** Marks the blocks a byte range touches; true if any of them was clean. */
   private mark(offset: number, length: number): boolean {
     const first = Math.floor(offset / this.blockSize);
-    const last = Math.min(Math.floor((offset + length - 1) / this.blockSize), this.dirty.length - 1);
+    const last = Math.min(
+      Math.floor((offset + length - 1) / this.blockSize),
+      this.dirty.length - 1,
+    );
     let fresh = false;
     for (let b = first; b <= last; b++) {
       if (this.dirty[b] === 0) {
@@ -104,7 +110,11 @@ export class Journal {
       blocks,
       settle: (committed: boolean) => {
         if (!committed) {
-          for (const b of blocks) this.write(b * this.blockSize, Math.min(this.blockSize, this.primarySize - b * this.blockSize));
+          for (const b of blocks)
+            this.write(
+              b * this.blockSize,
+              Math.min(this.blockSize, this.primarySize - b * this.blockSize),
+            );
         }
         fs.rmSync(previous, { force: true });
       },

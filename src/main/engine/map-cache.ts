@@ -28,7 +28,12 @@ export class MapCache {
   }
 
   /** The cached map of `stateId`, or null when the cache holds another state or is damaged. */
-  load(stateId: number, primarySize: number, blockSize: number, stateHash: string): StateMap | null {
+  load(
+    stateId: number,
+    primarySize: number,
+    blockSize: number,
+    stateHash: string,
+  ): StateMap | null {
     let fd: number;
     try {
       fd = fs.openSync(this.file, 'r');
@@ -49,9 +54,14 @@ export class MapCache {
       if (readFully(fd, hashes, HEADER_BYTES) !== hashes.length) return null;
       const map = new StateMap(primarySize, blockSize, hashes);
       if (map.stateHash() !== stateHash) return null;
-      const scan = Buffer.from(map.scanHashes.buffer, map.scanHashes.byteOffset, map.scanHashes.byteLength);
+      const scan = Buffer.from(
+        map.scanHashes.buffer,
+        map.scanHashes.byteOffset,
+        map.scanHashes.byteLength,
+      );
       const complete = readFully(fd, scan, HEADER_BYTES + hashes.length) === scan.length;
-      if (!complete || !checksum(scan).equals(header.subarray(32, 32 + HASH_BYTES))) map.scanHashes.fill(0n);
+      if (!complete || !checksum(scan).equals(header.subarray(32, 32 + HASH_BYTES)))
+        map.scanHashes.fill(0n);
       return map;
     } finally {
       fs.closeSync(fd);
@@ -82,8 +92,13 @@ export class MapCache {
       const header = Buffer.alloc(HEADER_BYTES);
       const n = fs.readSync(fd, header, 0, HEADER_BYTES, 0);
       fs.closeSync(fd);
-      return n === HEADER_BYTES && header.subarray(0, 8).equals(MAGIC) && header.readUInt32LE(24) === stateId &&
-        header.readUInt32LE(8) === map.blockSize && readU64(header, 16) === map.primarySize;
+      return (
+        n === HEADER_BYTES &&
+        header.subarray(0, 8).equals(MAGIC) &&
+        header.readUInt32LE(24) === stateId &&
+        header.readUInt32LE(8) === map.blockSize &&
+        readU64(header, 16) === map.primarySize
+      );
     } catch {
       return false;
     }
@@ -112,11 +127,17 @@ export class MapCache {
       fs.writeSync(fd, none, 0, 4, 24);
       const scanStart = HEADER_BYTES + map.hashes.length;
       const scan = map.scanHashBytes();
-      for (let i = 0; i < blocks.length; ) {
+      for (let i = 0; i < blocks.length;) {
         const first = blocks[i] as number;
         let n = 1;
         while (i + n < blocks.length && blocks[i + n] === first + n) n++;
-        fs.writeSync(fd, map.hashes, first * HASH_BYTES, n * HASH_BYTES, HEADER_BYTES + first * HASH_BYTES);
+        fs.writeSync(
+          fd,
+          map.hashes,
+          first * HASH_BYTES,
+          n * HASH_BYTES,
+          HEADER_BYTES + first * HASH_BYTES,
+        );
         i += n;
       }
       // Scan hashes are per group of blocks and small (8 B per 256 KiB): written whole.

@@ -34,11 +34,19 @@ export interface RestoreOptions {
 export function resolveState(archive: Archive, selector: StateSelector): StateRow {
   if ('stateId' in selector) {
     const row = archive.catalog.state(selector.stateId);
-    if (!row) throw new TidemarkError('state.not-found', `state ${selector.stateId} does not exist in this archive`);
+    if (!row)
+      throw new TidemarkError(
+        'state.not-found',
+        `state ${selector.stateId} does not exist in this archive`,
+      );
     return row;
   }
   const row = archive.catalog.stateAt(selector.at.getTime());
-  if (!row) throw new TidemarkError('state.not-found', `no state at or before ${selector.at.toISOString()}`);
+  if (!row)
+    throw new TidemarkError(
+      'state.not-found',
+      `no state at or before ${selector.at.toISOString()}`,
+    );
   return row;
 }
 
@@ -62,7 +70,10 @@ export async function restoreState(
     await target.handle.sync();
     const hash = await hashTarget(target.handle, map);
     if (hash !== state.stateHash) {
-      throw new TidemarkError('restore.mismatch', `the restored ${target.path} does not match state ${state.id} (state hash differs)`);
+      throw new TidemarkError(
+        'restore.mismatch',
+        `the restored ${target.path} does not match state ${state.id} (state hash differs)`,
+      );
     }
     await target.handle.close();
     if (target.temp) await publish(target.temp, target.path);
@@ -105,7 +116,12 @@ interface Target {
   existingSize: number;
 }
 
-async function openTarget(archive: Archive, abs: string, map: StateMap, options: RestoreOptions): Promise<Target> {
+async function openTarget(
+  archive: Archive,
+  abs: string,
+  map: StateMap,
+  options: RestoreOptions,
+): Promise<Target> {
   const primary = archive.manifest.primary.path;
   // Also beside an existing target: a restore killed right after publishing leaves its temp name.
   await removeDeadTemps(abs);
@@ -114,7 +130,14 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
     await checkFreeSpace(path.dirname(abs), map);
     const temp = `${abs}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
-      return { path: abs, type: 'file', handle: await fsp.open(temp, 'wx+'), temp, wasEmpty: false, existingSize: 0 };
+      return {
+        path: abs,
+        type: 'file',
+        handle: await fsp.open(temp, 'wx+'),
+        temp,
+        wasEmpty: false,
+        existingSize: 0,
+      };
     } catch (err) {
       throw targetError(err, abs);
     }
@@ -139,11 +162,18 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
     );
   }
   if (!options.rollback && !options.force && (type === 'block-device' || stat.size > 0)) {
-    throw new TidemarkError('restore.target-exists', `${abs} already holds data: use --rollback or --force, or choose a new file`);
+    throw new TidemarkError(
+      'restore.target-exists',
+      `${abs} already holds data: use --rollback or --force, or choose a new file`,
+    );
   }
   if (type === 'block-device') {
     const mount = mountedAt(stat.rdev);
-    if (mount) throw new TidemarkError('restore.target-unwritable', `${abs} is mounted at ${mount}: unmount it first`);
+    if (mount)
+      throw new TidemarkError(
+        'restore.target-unwritable',
+        `${abs} is mounted at ${mount}: unmount it first`,
+      );
   } else if (map.primarySize > size) {
     await checkFreeSpace(path.dirname(abs), map);
   }
@@ -154,7 +184,14 @@ async function openTarget(archive: Archive, abs: string, map: StateMap, options:
     throw targetError(err, abs);
   }
   const wasEmpty = type === 'file' && stat.size === 0;
-  return { path: abs, type, handle, temp: null, wasEmpty, existingSize: options.rollback ? Math.min(size, map.primarySize) : 0 };
+  return {
+    path: abs,
+    type,
+    handle,
+    temp: null,
+    wasEmpty,
+    existingSize: options.rollback ? Math.min(size, map.primarySize) : 0,
+  };
 }
 
 async function writeBlocks(
@@ -169,7 +206,10 @@ async function writeBlocks(
   const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
   const current = Buffer.allocUnsafe(batch * blockSize);
   // Two output buffers: one is written (on libuv's thread pool) while the next is filled.
-  const outs = [Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)), Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize))];
+  const outs = [
+    Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)),
+    Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)),
+  ];
   let out = outs[0] as Buffer;
   let writing: Promise<void> = Promise.resolve();
   let outStart = -1;
@@ -187,7 +227,8 @@ async function writeBlocks(
     outStart = -1;
   };
   const emit = async (offset: number, data: Buffer): Promise<void> => {
-    if (outUsed > 0 && (outStart + outUsed !== offset || outUsed + data.length > out.length)) await flush();
+    if (outUsed > 0 && (outStart + outUsed !== offset || outUsed + data.length > out.length))
+      await flush();
     if (outUsed === 0) outStart = offset;
     data.copy(out, outUsed);
     outUsed += data.length;
@@ -201,7 +242,13 @@ async function writeBlocks(
     const batchStart = first * blockSize;
     const existing = Math.max(0, Math.min(last * blockSize, target.existingSize) - batchStart);
     // Rollback: read what the target holds for this batch at once; padding past its end is zero.
-    if (existing > 0) await readFully(target.handle, current.subarray(0, (last - first) * blockSize), batchStart, existing);
+    if (existing > 0)
+      await readFully(
+        target.handle,
+        current.subarray(0, (last - first) * blockSize),
+        batchStart,
+        existing,
+      );
     for (let i = first; i < last; i++) {
       const offset = i * blockSize;
       const length = map.blockLength(i);
@@ -234,8 +281,13 @@ async function publish(temp: string, final: string): Promise<void> {
     await fsp.link(temp, final);
     linked = true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && !fs.existsSync(final)) await fsp.rename(temp, final);
-    else throw new TidemarkError('restore.target-exists', `${final} appeared during the restore and was left as it is`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && !fs.existsSync(final))
+      await fsp.rename(temp, final);
+    else
+      throw new TidemarkError(
+        'restore.target-exists',
+        `${final} appeared during the restore and was left as it is`,
+      );
   }
   if (linked) await fsp.rm(temp, { force: true });
   await syncDirectory(path.dirname(final));
@@ -251,7 +303,9 @@ async function removeDeadTemps(target: string): Promise<void> {
     return;
   }
   for (const name of names) {
-    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length)) : null;
+    const m = name.startsWith(prefix)
+      ? /^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length))
+      : null;
     if (m && !isProcessAlive(Number(m[1]))) {
       await fsp.rm(path.join(path.dirname(target), name), { force: true }).catch(() => undefined);
     }
@@ -277,10 +331,20 @@ async function fetchBlocks(
   const locations = archive.catalog.findBlobs(nonZero.map((i) => Buffer.from(map.hashAt(i))));
   const jobs = nonZero.map((index) => {
     const where = locations.get(map.hashAt(index).toString('hex'));
-    if (!where) throw new TidemarkError('archive.corrupt', `a block of the state is missing from the archive (block ${index})`);
+    if (!where)
+      throw new TidemarkError(
+        'archive.corrupt',
+        `a block of the state is missing from the archive (block ${index})`,
+      );
     return { index, where };
   });
-  jobs.sort((a, b) => (a.where.update === b.where.update ? a.where.offset - b.where.offset : a.where.update < b.where.update ? -1 : 1));
+  jobs.sort((a, b) =>
+    a.where.update === b.where.update
+      ? a.where.offset - b.where.offset
+      : a.where.update < b.where.update
+        ? -1
+        : 1,
+  );
   for (const index of blocks) {
     if (!map.isZeroAt(index)) continue;
     block.fill(0, 0, map.blockLength(index));
@@ -297,13 +361,17 @@ async function fetchBlocks(
       const w = (jobs[k] as (typeof jobs)[number]).where;
       const next = w.offset + RECORD_HEADER_BYTES + w.storedLength;
       // Reading a small gap of unwanted records costs less than another read call.
-      if (w.update !== first.where.update || w.offset - end > MAX_GAP || next - start > READ_RANGE) break;
+      if (w.update !== first.where.update || w.offset - end > MAX_GAP || next - start > READ_RANGE)
+        break;
       end = Math.max(end, next);
     }
     if (!checkedUpdates.has(first.where.update)) {
       // The catalog says where a block lies, not how its update is laid out: an update written
       // by a newer Tidemark is refused by name ("update Tidemark"), not read as if it were ours.
-      checkFileHeader(await archive.store.read(first.where.update, 0, HEADER_BYTES), first.where.update);
+      checkFileHeader(
+        await archive.store.read(first.where.update, 0, HEADER_BYTES),
+        first.where.update,
+      );
       checkedUpdates.add(first.where.update);
     }
     if (range.length < end - start) range = Buffer.allocUnsafe(end - start);
@@ -311,9 +379,18 @@ async function fetchBlocks(
     for (; j < k; j++) {
       const { index, where } = jobs[j] as (typeof jobs)[number];
       const at = where.offset - start + RECORD_HEADER_BYTES;
-      const data = codec.decompress(where.codec, bytes.subarray(at, at + where.storedLength), block, map.blockLength(index), where.update);
+      const data = codec.decompress(
+        where.codec,
+        bytes.subarray(at, at + where.storedLength),
+        block,
+        map.blockLength(index),
+        where.update,
+      );
       if (!hashBlock(data).equals(map.hashAt(index))) {
-        throw new TidemarkError('archive.corrupt', `${where.update}: damaged block at byte ${where.offset} (run verify)`);
+        throw new TidemarkError(
+          'archive.corrupt',
+          `${where.update}: damaged block at byte ${where.offset} (run verify)`,
+        );
       }
       await emit(index * blockSize, data);
     }
@@ -343,7 +420,12 @@ async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
   return computeStateHash(map.primarySize, map.blockSize, hashes);
 }
 
-async function readFully(handle: FileHandle, into: Buffer, position: number, length: number): Promise<void> {
+async function readFully(
+  handle: FileHandle,
+  into: Buffer,
+  position: number,
+  length: number,
+): Promise<void> {
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(into, done, length - done, position + done);
@@ -409,7 +491,15 @@ function targetError(err: unknown, where: string): TidemarkError {
   if (err instanceof TidemarkError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EFBIG') {
-    return new TidemarkError('restore.target-too-small', `${where}: no space left for the restore`, { cause: err });
+    return new TidemarkError(
+      'restore.target-too-small',
+      `${where}: no space left for the restore`,
+      { cause: err },
+    );
   }
-  return new TidemarkError('restore.target-unwritable', `cannot write ${where}: ${(err as Error).message}`, { cause: err });
+  return new TidemarkError(
+    'restore.target-unwritable',
+    `cannot write ${where}: ${(err as Error).message}`,
+    { cause: err },
+  );
 }

@@ -11,7 +11,8 @@ import { StateMap } from './state-map.js';
 export async function loadStateMap(archive: Archive, stateId: number): Promise<StateMap> {
   const { primary, blockSize } = archive.manifest;
   const target = archive.catalog.state(stateId);
-  if (!target) throw new TidemarkError('state.not-found', `state ${stateId} does not exist in this archive`);
+  if (!target)
+    throw new TidemarkError('state.not-found', `state ${stateId} does not exist in this archive`);
   const cached = archive.mapCache.load(stateId, primary.size, blockSize, target.stateHash);
   if (cached) return cached;
   const map = new StateMap(primary.size, blockSize);
@@ -21,7 +22,10 @@ export async function loadStateMap(archive: Archive, stateId: number): Promise<S
     await reader.forEachMapEntry((index, hash) => map.set(index, hash));
   }
   if (map.stateHash() !== target.stateHash) {
-    throw new TidemarkError('archive.corrupt', `state ${stateId} cannot be rebuilt: its block maps do not match its state hash`);
+    throw new TidemarkError(
+      'archive.corrupt',
+      `state ${stateId} cannot be rebuilt: its block maps do not match its state hash`,
+    );
   }
   return map;
 }

@@ -29,20 +29,27 @@ export class StateMap {
   }
 
   scanHashBytes(): Buffer {
-    return Buffer.from(this.scanHashes.buffer, this.scanHashes.byteOffset, this.scanHashes.byteLength);
+    return Buffer.from(
+      this.scanHashes.buffer,
+      this.scanHashes.byteOffset,
+      this.scanHashes.byteLength,
+    );
   }
 
   private static zeroFilled(size: number, blockSize: number, count: number): Buffer {
     const hashes = Buffer.allocUnsafe(count * HASH_BYTES);
     const full = zeroHash(blockSize);
     for (let i = 0; i < count; i++) full.copy(hashes, i * HASH_BYTES);
-    if (count > 0 && size % blockSize !== 0) zeroHash(size % blockSize).copy(hashes, (count - 1) * HASH_BYTES);
+    if (count > 0 && size % blockSize !== 0)
+      zeroHash(size % blockSize).copy(hashes, (count - 1) * HASH_BYTES);
     return hashes;
   }
 
   /** Length in bytes of block `index` (the last block may be short). */
   blockLength(index: number): number {
-    return index === this.blockCount - 1 ? this.primarySize - index * this.blockSize : this.blockSize;
+    return index === this.blockCount - 1
+      ? this.primarySize - index * this.blockSize
+      : this.blockSize;
   }
 
   hashAt(index: number): Buffer {
@@ -51,7 +58,10 @@ export class StateMap {
 
   set(index: number, hash: Uint8Array): void {
     if (index < 0 || index >= this.blockCount) {
-      throw new TidemarkError('archive.corrupt', `block map entry ${index} lies outside the primary`);
+      throw new TidemarkError(
+        'archive.corrupt',
+        `block map entry ${index} lies outside the primary`,
+      );
     }
     this.hashes.set(hash.subarray(0, HASH_BYTES), index * HASH_BYTES);
   }

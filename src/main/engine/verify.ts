@@ -21,7 +21,10 @@ export interface VerifyOptions {
  * built on a damaged map); the other states stay restorable. `deep` also rebuilds every state's
  * block map and recomputes its state hash.
  */
-export async function verifyArchive(archive: Archive, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyArchive(
+  archive: Archive,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   const { blockSize, primary } = archive.manifest;
   const names = await archive.updateNames();
   const report: VerifyReport = {
@@ -37,7 +40,8 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
   const block = Buffer.allocUnsafe(blockSize);
   const good = new Set<string>();
   const damagedBlocks = new Map<string, string>();
-  const readers: Array<{ id: number; reader: UpdateReader | null; problem: VerifyProblem | null }> = [];
+  const readers: Array<{ id: number; reader: UpdateReader | null; problem: VerifyProblem | null }> =
+    [];
 
   for (const name of names) {
     const id = stateIdOf(name) as number;
@@ -50,7 +54,8 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
         report.bytesChecked += stored.length;
         if (header.kind === RECORD_MAP_FRAME) {
           // A damaged frame breaks this update's map: the replay below finds it and names the states.
-          if (!hashBlock(stored).equals(header.hash)) problem ??= { file: name, message: `damaged block map at byte ${offset}`, states: [] };
+          if (!hashBlock(stored).equals(header.hash))
+            problem ??= { file: name, message: `damaged block map at byte ${offset}`, states: [] };
           return;
         }
         report.blocksChecked++;
@@ -110,12 +115,19 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
       const hash = map.stateHash();
       const row = recorded.get(id);
       if (hash !== reader.meta.stateHash || (row && row.stateHash !== hash)) {
-        culprits.push(problemOf(report, reader.name, `state ${id}: recomputed state hash differs from the recorded one`));
+        culprits.push(
+          problemOf(
+            report,
+            reader.name,
+            `state ${id}: recomputed state hash differs from the recorded one`,
+          ),
+        );
       }
     }
     for (const c of new Set(culprits)) if (!c.states.includes(id)) c.states.push(id);
   }
-  for (const r of readers) if (r.problem && !report.problems.includes(r.problem)) report.problems.push(r.problem);
+  for (const r of readers)
+    if (r.problem && !report.problems.includes(r.problem)) report.problems.push(r.problem);
   report.problems.sort((a, b) => a.file.localeCompare(b.file));
   report.ok = report.problems.length === 0;
   return report;
@@ -138,8 +150,13 @@ function problemsFor(
     const hash = map.hashAt(i);
     if (intact(hash, good, map, i)) continue;
     const file = damaged.get(hash.toString('latin1'));
-    const owner = file ? readers.find((r) => r.reader?.name === file || r.problem?.file === file) : undefined;
-    found.add(owner?.problem ?? problemOf(report, file ?? '(missing)', 'a block referenced by a state is missing'));
+    const owner = file
+      ? readers.find((r) => r.reader?.name === file || r.problem?.file === file)
+      : undefined;
+    found.add(
+      owner?.problem ??
+        problemOf(report, file ?? '(missing)', 'a block referenced by a state is missing'),
+    );
   }
   return [...found];
 }

@@ -25,7 +25,8 @@ export interface CaptureOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export type CaptureResult = { changed: true; state: StateRow } | { changed: false; latest: StateRow };
+export type CaptureResult =
+  { changed: true; state: StateRow } | { changed: false; latest: StateRow };
 
 type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
 
@@ -35,7 +36,10 @@ type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
  * does not hold yet, and commits the consolidated update before recording it in the catalog.
  * With no change, nothing is written and no state is recorded.
  */
-export async function captureInterval(archive: Archive, options: CaptureOptions): Promise<CaptureResult> {
+export async function captureInterval(
+  archive: Archive,
+  options: CaptureOptions,
+): Promise<CaptureResult> {
   const latest = archive.catalog.latestState();
   if (!latest) throw new TidemarkError('archive.corrupt', 'the archive has no baseline state');
   const rotation = options.journal?.rotate();
@@ -115,11 +119,22 @@ async function scanInto(
   const { blockSize, primary } = archive.manifest;
   const map = previous ?? new StateMap(primary.size, blockSize);
   const stateId = latest ? latest.id + 1 : 0;
-  const result: ScanResult = { map, changedBlocks: 0, touched: [], scanHashesChanged: false, writer: null, blobs: [] };
+  const result: ScanResult = {
+    map,
+    changedBlocks: 0,
+    touched: [],
+    scanHashesChanged: false,
+    writer: null,
+    blobs: [],
+  };
   const storedHere = new Set<string>();
   const scanHasher = new ScanHasher();
   const perGroup = map.blocksPerScanGroup;
-  const runs = [...(candidates ? runsOf(candidates, blockSize) : wholeDevice(map.blockCount, blockSize, map.blocksPerScanGroup))];
+  const runs = [
+    ...(candidates
+      ? runsOf(candidates, blockSize)
+      : wholeDevice(map.blockCount, blockSize, map.blocksPerScanGroup)),
+  ];
   const totalBlocks = candidates ? candidates.length : map.blockCount;
   const pending: Array<{ index: number; hash: Buffer; data: Buffer | null }> = [];
   let done = 0;
@@ -138,14 +153,23 @@ async function scanInto(
     pending.push({ index, hash, data: zero ? null : data });
   };
 
-  const processChunk = async (buffer: Buffer, firstBlock: number, blocks: number): Promise<void> => {
-    const aligned = firstBlock % perGroup === 0 && (blocks % perGroup === 0 || firstBlock + blocks === map.blockCount);
+  const processChunk = async (
+    buffer: Buffer,
+    firstBlock: number,
+    blocks: number,
+  ): Promise<void> => {
+    const aligned =
+      firstBlock % perGroup === 0 &&
+      (blocks % perGroup === 0 || firstBlock + blocks === map.blockCount);
     if (!candidates && aligned) {
       // A whole scan: one xxh3 per group of blocks tells whether any of them may have changed.
       for (let g = 0; g < blocks; g += perGroup) {
         const first = firstBlock + g;
         const count = Math.min(perGroup, firstBlock + blocks - first);
-        const data = buffer.subarray(g * blockSize, g * blockSize + (count - 1) * blockSize + map.blockLength(first + count - 1));
+        const data = buffer.subarray(
+          g * blockSize,
+          g * blockSize + (count - 1) * blockSize + map.blockLength(first + count - 1),
+        );
         const group = first / perGroup;
         if (isZero(data)) {
           map.scanHashes[group] = UNKNOWN_SCAN_HASH;
@@ -178,7 +202,11 @@ async function scanInto(
   const storePending = async (): Promise<void> => {
     if (pending.length === 0) return;
     const known = archive.catalog.findBlobs(pending.filter((p) => p.data).map((p) => p.hash));
-    const writer = (result.writer ??= await UpdateWriter.create(archive.store, updateName(stateId), blockSize));
+    const writer = (result.writer ??= await UpdateWriter.create(
+      archive.store,
+      updateName(stateId),
+      blockSize,
+    ));
     for (const { index, hash, data } of pending) {
       const key = hash.toString('latin1');
       if (data && !known.has(hash.toString('hex')) && !storedHere.has(key)) {
@@ -211,7 +239,8 @@ async function commit(
     await scan.writer?.abort();
     if (!latest) throw new TidemarkError('internal', 'no baseline');
     // Keep what this scan learnt (after a catalog rebuild the scan hashes start unknown).
-    if (scan.scanHashesChanged) archive.mapCache.save(scan.map, latest.id, { fromStateId: latest.id, blocks: scan.touched });
+    if (scan.scanHashesChanged)
+      archive.mapCache.save(scan.map, latest.id, { fromStateId: latest.id, blocks: scan.touched });
     return { changed: false, latest };
   }
   const { manifest } = archive;
@@ -261,7 +290,11 @@ async function commit(
     await archive.store.delete(state.update).catch(() => undefined);
     throw err;
   }
-  archive.mapCache.save(scan.map, stateId, latest ? { fromStateId: latest.id, blocks: scan.touched } : undefined);
+  archive.mapCache.save(
+    scan.map,
+    stateId,
+    latest ? { fromStateId: latest.id, blocks: scan.touched } : undefined,
+  );
   return { changed: true, state };
 }
 
@@ -271,7 +304,8 @@ type Run = [first: number, count: number];
 /** Chunks of whole scan groups, so each group is hashed from one buffer. */
 function* wholeDevice(blockCount: number, blockSize: number, perGroup: number): Generator<Run> {
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / (blockSize * perGroup))) * perGroup;
-  for (let first = 0; first < blockCount; first += perChunk) yield [first, Math.min(perChunk, blockCount - first)];
+  for (let first = 0; first < blockCount; first += perChunk)
+    yield [first, Math.min(perChunk, blockCount - first)];
 }
 
 function* runsOf(sorted: number[], blockSize: number): Generator<Run> {
@@ -280,7 +314,8 @@ function* runsOf(sorted: number[], blockSize: number): Generator<Run> {
   while (i < sorted.length) {
     const first = sorted[i] as number;
     let count = 1;
-    while (i + count < sorted.length && sorted[i + count] === first + count && count < perChunk) count++;
+    while (i + count < sorted.length && sorted[i + count] === first + count && count < perChunk)
+      count++;
     yield [first, count];
     i += count;
   }

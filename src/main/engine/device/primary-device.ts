@@ -45,7 +45,10 @@ export class PrimaryDevice {
       throw primaryError(err, this.path);
     }
     if (done < length) {
-      throw new TidemarkError('primary.vanished', `${this.path} ended early at byte ${position + done}: it shrank or vanished`);
+      throw new TidemarkError(
+        'primary.vanished',
+        `${this.path} ended early at byte ${position + done}: it shrank or vanished`,
+      );
     }
   }
 
@@ -73,9 +76,15 @@ export async function describeDevice(abs: string): Promise<{ stat: fs.Stats; typ
   if (stat.isFile()) return { stat, type: 'file' };
   if (stat.isBlockDevice()) return { stat, type: 'block-device' };
   if (stat.isDirectory()) {
-    throw new TidemarkError('primary.unreadable', `${abs} is a folder; device mode needs a disk image or a block device`);
+    throw new TidemarkError(
+      'primary.unreadable',
+      `${abs} is a folder; device mode needs a disk image or a block device`,
+    );
   }
-  throw new TidemarkError('primary.unreadable', `${abs} is neither a disk image nor a block device`);
+  throw new TidemarkError(
+    'primary.unreadable',
+    `${abs} is neither a disk image nor a block device`,
+  );
 }
 
 export function deviceNumbers(rdev: number): { major: number; minor: number } {
@@ -93,7 +102,9 @@ function blockDeviceSize(stat: fs.Stats, abs: string): number {
     const sectors = Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
     return sectors * 512;
   } catch (err) {
-    throw new TidemarkError('primary.unreadable', `cannot read the size of block device ${abs}`, { cause: err });
+    throw new TidemarkError('primary.unreadable', `cannot read the size of block device ${abs}`, {
+      cause: err,
+    });
   }
 }
 
@@ -101,7 +112,9 @@ export function primaryError(err: unknown, where: string): TidemarkError {
   if (err instanceof TidemarkError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new TidemarkError('primary.not-found', `the primary ${where} does not exist`, { cause: err });
+    return new TidemarkError('primary.not-found', `the primary ${where} does not exist`, {
+      cause: err,
+    });
   }
   if (code === 'EACCES' || code === 'EPERM') {
     return new TidemarkError(
@@ -111,10 +124,18 @@ export function primaryError(err: unknown, where: string): TidemarkError {
     );
   }
   if (code === 'EIO' || code === 'ENXIO' || code === 'ENODEV') {
-    return new TidemarkError('primary.vanished', `the primary ${where} failed or vanished (${code})`, {
-      cause: err,
-      retryable: true,
-    });
+    return new TidemarkError(
+      'primary.vanished',
+      `the primary ${where} failed or vanished (${code})`,
+      {
+        cause: err,
+        retryable: true,
+      },
+    );
   }
-  return new TidemarkError('primary.unreadable', `cannot read ${where}: ${(err as Error).message}`, { cause: err });
+  return new TidemarkError(
+    'primary.unreadable',
+    `cannot read ${where}: ${(err as Error).message}`,
+    { cause: err },
+  );
 }

@@ -22,7 +22,10 @@ export function gradeSource(device: PrimaryDevice): ConsistencyGrade {
   }
   const mount = readWriteMountOf(devNumbers);
   if (mount) {
-    return { consistency: 'none', reason: `mounted read-write at ${mount} while it was read; use a snapshot or unmount it` };
+    return {
+      consistency: 'none',
+      reason: `mounted read-write at ${mount} while it was read; use a snapshot or unmount it`,
+    };
   }
   return { consistency: 'quiescent' };
 }
@@ -59,7 +62,8 @@ function readWriteMountOf(devNumbers: Set<string>): string | undefined {
     const numbers = f[2];
     const mountPoint = f[4];
     const options = f[5]?.split(',') ?? [];
-    if (numbers && mountPoint && devNumbers.has(numbers) && options.includes('rw')) return mountPoint;
+    if (numbers && mountPoint && devNumbers.has(numbers) && options.includes('rw'))
+      return mountPoint;
   }
   return undefined;
 }

@@ -30,7 +30,10 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
   try {
     m = JSON.parse(bytes.toString('utf8')) as ArchiveManifest;
   } catch {
-    throw new TidemarkError('archive.corrupt', `${where}: the archive's ${MANIFEST_NAME} is unreadable`);
+    throw new TidemarkError(
+      'archive.corrupt',
+      `${where}: the archive's ${MANIFEST_NAME} is unreadable`,
+    );
   }
   if (m?.format !== MANIFEST_FORMAT) {
     throw new TidemarkError('archive.foreign', `${where} is not a Tidemark archive`);
@@ -43,6 +46,10 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
     m.primary?.kind === 'device' &&
     typeof m.primary.path === 'string' &&
     Number.isInteger(m.primary.size);
-  if (!valid) throw new TidemarkError('archive.corrupt', `${where}: the archive's ${MANIFEST_NAME} is incomplete`);
+  if (!valid)
+    throw new TidemarkError(
+      'archive.corrupt',
+      `${where}: the archive's ${MANIFEST_NAME} is incomplete`,
+    );
   return m;
 }

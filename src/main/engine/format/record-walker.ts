@@ -27,7 +27,11 @@ export async function walkRecords(
       return buffer.subarray(from - bufferStart, from - bufferStart + length);
     }
     const want = Math.min(Math.max(length, CHUNK), end - from);
-    if (want < length) throw new TidemarkError('archive.corrupt', `${name}: record at ${from} runs past the records`);
+    if (want < length)
+      throw new TidemarkError(
+        'archive.corrupt',
+        `${name}: record at ${from} runs past the records`,
+      );
     if (buffer.length < want) buffer = Buffer.allocUnsafe(want);
     await store.read(name, from, want, buffer);
     bufferStart = from;

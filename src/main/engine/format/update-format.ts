@@ -82,7 +82,8 @@ export function checkFileHeader(b: Buffer, where: string): void {
     throw new TidemarkError('archive.corrupt', `${where} is not a Tidemark update (bad magic)`);
   }
   checkFormatVersion(b.readUInt32LE(8), where);
-  if (b.readUInt32LE(12) !== KIND_UPDATE) throw new TidemarkError('archive.corrupt', `${where}: unknown object kind`);
+  if (b.readUInt32LE(12) !== KIND_UPDATE)
+    throw new TidemarkError('archive.corrupt', `${where}: unknown object kind`);
 }
 
 export function writeRecordHeader(into: Buffer, h: RecordHeader): void {
@@ -104,7 +105,12 @@ export function readRecordHeader(b: Buffer, offset = 0): RecordHeader {
   };
 }
 
-export function writeMapEntry(into: Buffer, at: number, blockIndex: number, hash: Uint8Array): void {
+export function writeMapEntry(
+  into: Buffer,
+  at: number,
+  blockIndex: number,
+  hash: Uint8Array,
+): void {
   into.writeUInt32LE(blockIndex % 0x1_0000_0000, at);
   into.writeUInt32LE(Math.floor(blockIndex / 0x1_0000_0000), at + 4);
   into.set(hash.subarray(0, HASH_BYTES), at + 8);
@@ -125,7 +131,10 @@ export function encodeFrameIndex(frames: Array<{ offset: number; checksum: Buffe
   return b;
 }
 
-export function decodeFrameIndex(b: Buffer, where: string): Array<{ offset: number; checksum: Buffer }> {
+export function decodeFrameIndex(
+  b: Buffer,
+  where: string,
+): Array<{ offset: number; checksum: Buffer }> {
   const count = b.length >= 4 ? b.readUInt32LE(0) : -1;
   if (count < 0 || b.length !== 4 + count * FRAME_INDEX_ENTRY_BYTES) {
     throw new TidemarkError('archive.corrupt', `${where}: block map index damaged`);
@@ -174,7 +183,8 @@ export function decodeTrailer(b: Buffer, fileSize: number, where: string): Trail
     t.mapOffset >= HEADER_BYTES &&
     t.metaOffset === t.mapOffset + t.mapLength &&
     t.metaOffset + t.metaLength + TRAILER_BYTES === fileSize;
-  if (!ok) throw new TidemarkError('archive.corrupt', `${where}: trailer offsets do not fit the file`);
+  if (!ok)
+    throw new TidemarkError('archive.corrupt', `${where}: trailer offsets do not fit the file`);
   return t;
 }
 

@@ -46,10 +46,17 @@ export class UpdateReader {
     checkFileHeader(await store.read(name, 0, HEADER_BYTES), name);
     const trailerBytes = await store.read(name, size - TRAILER_BYTES, TRAILER_BYTES);
     const trailer = decodeTrailer(trailerBytes, size, name);
-    const sections = await store.read(name, trailer.mapOffset, trailer.mapLength + trailer.metaLength);
+    const sections = await store.read(
+      name,
+      trailer.mapOffset,
+      trailer.mapLength + trailer.metaLength,
+    );
     const checksum = sectionChecksum([sections], trailerFields(trailerBytes));
     if (!checksum.equals(trailer.checksum)) {
-      throw new TidemarkError('archive.corrupt', `${name}: block map index or metadata damaged (checksum mismatch)`);
+      throw new TidemarkError(
+        'archive.corrupt',
+        `${name}: block map index or metadata damaged (checksum mismatch)`,
+      );
     }
     const meta = parseMeta(sections.subarray(trailer.mapLength), name);
     const frames = decodeFrameIndex(Buffer.from(sections.subarray(0, trailer.mapLength)), name);
@@ -70,12 +77,27 @@ export class UpdateReader {
     const raw = Buffer.allocUnsafe(FRAME_BYTES);
     const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
     for (const frame of this.frames) {
-      if (frame.offset < HEADER_BYTES || frame.offset + RECORD_HEADER_BYTES > this.trailer.mapOffset) this.damaged();
-      const h = readRecordHeader(await this.store.read(this.name, frame.offset, RECORD_HEADER_BYTES, header));
-      if (h.kind !== RECORD_MAP_FRAME || h.rawLength > FRAME_BYTES || h.rawLength % MAP_ENTRY_BYTES !== 0) this.damaged();
+      if (
+        frame.offset < HEADER_BYTES ||
+        frame.offset + RECORD_HEADER_BYTES > this.trailer.mapOffset
+      )
+        this.damaged();
+      const h = readRecordHeader(
+        await this.store.read(this.name, frame.offset, RECORD_HEADER_BYTES, header),
+      );
+      if (
+        h.kind !== RECORD_MAP_FRAME ||
+        h.rawLength > FRAME_BYTES ||
+        h.rawLength % MAP_ENTRY_BYTES !== 0
+      )
+        this.damaged();
       const end = frame.offset + RECORD_HEADER_BYTES + h.storedLength;
       if (end > this.trailer.mapOffset) this.damaged();
-      const stored = await this.store.read(this.name, frame.offset + RECORD_HEADER_BYTES, h.storedLength);
+      const stored = await this.store.read(
+        this.name,
+        frame.offset + RECORD_HEADER_BYTES,
+        h.storedLength,
+      );
       if (!hashBlock(stored).equals(frame.checksum)) this.damaged();
       const entries = codec.decompress(h.codec, stored, raw, h.rawLength, this.name);
       for (let e = 0; e < entries.length; e += MAP_ENTRY_BYTES) {

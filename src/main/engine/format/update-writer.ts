@@ -86,10 +86,22 @@ export class UpdateWriter {
     this.frameEntries = 0;
   }
 
-  private async addRecord(hash: Buffer, rawLength: number, codec: number, kind: number, bytes: Buffer): Promise<number> {
+  private async addRecord(
+    hash: Buffer,
+    rawLength: number,
+    codec: number,
+    kind: number,
+    bytes: Buffer,
+  ): Promise<number> {
     if (this.outputUsed + RECORD_HEADER_BYTES > this.output.length) await this.flush();
     const offset = this.position;
-    writeRecordHeader(this.output.subarray(this.outputUsed), { hash, rawLength, storedLength: bytes.length, codec, kind });
+    writeRecordHeader(this.output.subarray(this.outputUsed), {
+      hash,
+      rawLength,
+      storedLength: bytes.length,
+      codec,
+      kind,
+    });
     this.outputUsed += RECORD_HEADER_BYTES;
     this.position += RECORD_HEADER_BYTES;
     await this.append(bytes);

@@ -31,7 +31,8 @@ export async function makeDirs(dir: string): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     let first = dir;
-    while (path.dirname(first) !== first && !(await exists(path.dirname(first)))) first = path.dirname(first);
+    while (path.dirname(first) !== first && !(await exists(path.dirname(first))))
+      first = path.dirname(first);
     await fsp.mkdir(first);
     // The level could be made after all (something changed meanwhile): finish the job.
     await fsp.mkdir(dir, { recursive: true });
@@ -52,7 +53,8 @@ export class FolderStore implements ObjectStore {
   }
 
   private full(name: string): string {
-    if (name.includes('..') || path.isAbsolute(name)) throw new TidemarkError('internal', `bad object name ${name}`);
+    if (name.includes('..') || path.isAbsolute(name))
+      throw new TidemarkError('internal', `bad object name ${name}`);
     return path.join(this.root, name);
   }
 
@@ -61,7 +63,10 @@ export class FolderStore implements ObjectStore {
     const dir = path.dirname(final);
     try {
       await makeDirs(dir);
-      const temp = path.join(dir, `${path.basename(final)}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
+      const temp = path.join(
+        dir,
+        `${path.basename(final)}${TEMP_MARK}${randomBytes(6).toString('hex')}`,
+      );
       const handle = await fsp.open(temp, 'wx');
       return new FolderWriter(name, final, temp, handle);
     } catch (err) {
@@ -95,7 +100,8 @@ export class FolderStore implements ObjectStore {
     } catch (err) {
       throw archiveIoError(err, `reading ${name}`);
     }
-    if (done < length) throw new TidemarkError('archive.corrupt', `${name} is shorter than expected (truncated)`);
+    if (done < length)
+      throw new TidemarkError('archive.corrupt', `${name} is shorter than expected (truncated)`);
     return buffer.subarray(0, length);
   }
 
@@ -192,7 +198,12 @@ class FolderWriter implements ObjectWriter {
     try {
       let done = 0;
       while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, this.length + done);
+        const { bytesWritten } = await this.handle.write(
+          data,
+          done,
+          data.length - done,
+          this.length + done,
+        );
         done += bytesWritten;
       }
       this.length += data.length;

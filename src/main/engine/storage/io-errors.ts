@@ -9,12 +9,20 @@ export function archiveIoError(err: unknown, what: string): TidemarkError {
     case 'EDQUOT':
       return new TidemarkError('archive.full', `the backup disk is full (${what})`, { cause: err });
     case 'EROFS':
-      return new TidemarkError('archive.read-only', `the backup disk is read-only (${what})`, { cause: err });
+      return new TidemarkError('archive.read-only', `the backup disk is read-only (${what})`, {
+        cause: err,
+      });
     case 'EACCES':
     case 'EPERM':
-      return new TidemarkError('archive.read-only', `no permission to write the archive (${what})`, { cause: err });
+      return new TidemarkError(
+        'archive.read-only',
+        `no permission to write the archive (${what})`,
+        { cause: err },
+      );
     case 'ENOENT':
-      return new TidemarkError('archive.corrupt', `missing from the archive: ${what}`, { cause: err });
+      return new TidemarkError('archive.corrupt', `missing from the archive: ${what}`, {
+        cause: err,
+      });
     case 'EIO':
     case 'ENXIO':
     case 'ENODEV':
