@@ -255,7 +255,7 @@ async function writeBlocks(
       if (offset < target.existingSize) {
         // The block stays if the target already holds this content.
         const have = current.subarray(offset - batchStart, offset - batchStart + length);
-        if (hashOf(have).equals(map.hashAt(i))) continue;
+        if (map.equalsAt(i, hashOf(have))) continue;
       } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
         continue;
       }
@@ -386,7 +386,7 @@ async function fetchBlocks(
         map.blockLength(index),
         where.update,
       );
-      if (!hashBlock(data).equals(map.hashAt(index))) {
+      if (!map.equalsAt(index, hashBlock(data))) {
         throw new TidemarkError(
           'archive.corrupt',
           `${where.update}: damaged block at byte ${where.offset} (run verify)`,

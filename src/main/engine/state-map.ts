@@ -66,14 +66,32 @@ export class StateMap {
     this.hashes.set(hash.subarray(0, HASH_BYTES), index * HASH_BYTES);
   }
 
-  isZeroAt(index: number): boolean {
-    return this.isZeroHash(this.hashAt(index), index);
+  /** Whether block `index` has content `hash` (no allocation: scans call it per block). */
+  equalsAt(index: number, hash: Uint8Array): boolean {
+    const at = index * HASH_BYTES;
+    return this.hashes.compare(hash, 0, HASH_BYTES, at, at + HASH_BYTES) === 0;
   }
 
-  /** Whether blocks [first, first + count) are all zero in this map. */
+  isZeroAt(index: number): boolean {
+    return this.equalsAt(index, zeroHash(this.blockLength(index)));
+  }
+
+  private zeroRun: Buffer | null = null;
+
+  /** Whether blocks [first, first + count) are all zero in this map: one compare for a run. */
   allZero(first: number, count: number): boolean {
-    for (let i = first; i < first + count; i++) if (!this.isZeroAt(i)) return false;
-    return true;
+    if (first + count >= this.blockCount) {
+      for (let i = first; i < first + count; i++) if (!this.isZeroAt(i)) return false;
+      return true;
+    }
+    if (!this.zeroRun || this.zeroRun.length < count * HASH_BYTES) {
+      this.zeroRun = Buffer.allocUnsafe(count * HASH_BYTES);
+      for (let i = 0; i < count; i++) zeroHash(this.blockSize).copy(this.zeroRun, i * HASH_BYTES);
+    }
+    const at = first * HASH_BYTES;
+    return (
+      this.hashes.compare(this.zeroRun, 0, count * HASH_BYTES, at, at + count * HASH_BYTES) === 0
+    );
   }
 
   isZeroHash(hash: Buffer, index: number): boolean {

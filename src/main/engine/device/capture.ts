@@ -146,8 +146,8 @@ async function scanInto(
     const zero = isZero(data);
     if (zero && previous?.isZeroAt(index)) return;
     const hash = zero ? zeroHash(length) : hashBlock(data);
-    if (previous && hash.equals(previous.hashAt(index))) return;
-    result.touched.push(index);
+    if (previous?.equalsAt(index, hash)) return;
+    if (previous) result.touched.push(index);
     map.set(index, hash);
     result.changedBlocks++;
     pending.push({ index, hash, data: zero ? null : data });
