@@ -199,7 +199,6 @@ export async function rebuildCatalog(
   return withArchive(archiveDir, true, (archive) =>
     archive.catalog.atomically(async () => {
       archive.catalog.clear();
-      archive.mapCache.remove();
       archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
       const damaged: string[] = [];
       let states = 0;
