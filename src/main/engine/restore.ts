@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { alignedBuffer } from './aligned-buffer.js';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -204,11 +205,11 @@ async function writeBlocks(
   const codec = new BlockCodec(blockSize);
   const checkedUpdates = new Set<string>();
   const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
-  const current = Buffer.allocUnsafe(batch * blockSize);
+  const current = alignedBuffer(batch * blockSize);
   // Two output buffers: one is written (on libuv's thread pool) while the next is filled.
   const outs = [
-    Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)),
-    Buffer.allocUnsafe(Math.max(WRITE_BUFFER, blockSize)),
+    alignedBuffer(Math.max(WRITE_BUFFER, blockSize)),
+    alignedBuffer(Math.max(WRITE_BUFFER, blockSize)),
   ];
   let out = outs[0] as Buffer;
   let writing: Promise<void> = Promise.resolve();
@@ -350,7 +351,7 @@ async function fetchBlocks(
     block.fill(0, 0, map.blockLength(index));
     await emit(index * blockSize, block.subarray(0, map.blockLength(index)));
   }
-  let range = Buffer.allocUnsafe(READ_RANGE);
+  let range = alignedBuffer(READ_RANGE);
   let j = 0;
   while (j < jobs.length) {
     const first = jobs[j] as (typeof jobs)[number];
@@ -374,7 +375,7 @@ async function fetchBlocks(
       );
       checkedUpdates.add(first.where.update);
     }
-    if (range.length < end - start) range = Buffer.allocUnsafe(end - start);
+    if (range.length < end - start) range = alignedBuffer(end - start);
     const bytes = await archive.store.read(first.where.update, start, end - start, range);
     for (; j < k; j++) {
       const { index, where } = jobs[j] as (typeof jobs)[number];
@@ -405,7 +406,7 @@ function hashOf(data: Buffer): Buffer {
 async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
   const hashes = Buffer.allocUnsafe(map.blockCount * HASH_BYTES);
   const perChunk = Math.max(1, Math.floor(WRITE_BUFFER / map.blockSize));
-  const chunk = Buffer.allocUnsafe(perChunk * map.blockSize);
+  const chunk = alignedBuffer(perChunk * map.blockSize);
   for (let first = 0; first < map.blockCount; first += perChunk) {
     const count = Math.min(perChunk, map.blockCount - first);
     const offset = first * map.blockSize;

@@ -1,4 +1,5 @@
 import { TidemarkError } from '../../../shared/errors.js';
+import { alignedBuffer } from '../aligned-buffer.js';
 import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
 import { hashBlock, isZero, zeroHash } from '../block-hash.js';
@@ -333,7 +334,7 @@ async function readRuns(
 ): Promise<void> {
   let chunkBytes = blockSize;
   for (const [, count] of runs) chunkBytes = Math.max(chunkBytes, count * blockSize);
-  const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] as const;
+  const buffers = [alignedBuffer(chunkBytes), alignedBuffer(chunkBytes)] as const;
   const iterator = runs[Symbol.iterator]();
   const start = (run: Run | undefined, buffer: Buffer): Promise<Run> | null => {
     if (!run) return null;

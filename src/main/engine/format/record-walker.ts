@@ -1,4 +1,5 @@
 import { TidemarkError } from '../../../shared/errors.js';
+import { alignedBuffer } from '../aligned-buffer.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { HASH_BYTES } from '../block-hash.js';
 import { readRecordHeader, RECORD_HEADER_BYTES, type RecordHeader } from './update-format.js';
@@ -18,7 +19,7 @@ export async function walkRecords(
   end: number,
   visit: (header: RecordHeader, offset: number, stored: Buffer) => void | Promise<void>,
 ): Promise<void> {
-  let buffer = Buffer.allocUnsafe(CHUNK);
+  let buffer = alignedBuffer(CHUNK);
   let bufferStart = start;
   let bufferEnd = start;
 
@@ -32,7 +33,7 @@ export async function walkRecords(
         'archive.corrupt',
         `${name}: record at ${from} runs past the records`,
       );
-    if (buffer.length < want) buffer = Buffer.allocUnsafe(want);
+    if (buffer.length < want) buffer = alignedBuffer(want);
     await store.read(name, from, want, buffer);
     bufferStart = from;
     bufferEnd = from + want;
