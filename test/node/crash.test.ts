@@ -1,10 +1,15 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StateInfo } from '../../src/shared/states.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
+import {
+  runAndKill as runAndKillAt,
+  updateFile,
+  type KillAt,
+  type Killed,
+} from '../helpers/kill-at.mjs';
 import { sha256, tempDir } from '../helpers/tmp.js';
 
 // A snapshot SIGKILLed at any moment (test/torture/kill-snapshot.mjs does the same 50+ times):
@@ -15,83 +20,10 @@ const MIB = 1 << 20;
 const IMAGE_BYTES = 32 * MIB;
 const BS = 16384;
 
+const runAndKill = (args: string[], kill: KillAt, arch: string, nextId: number): Promise<Killed> =>
+  runAndKillAt(CLI, args, kill, arch, nextId);
+
 type SnapshotJson = { changed: true; state: StateInfo } | { changed: false };
-
-/** Milliseconds from spawn to each step of a snapshot, as seen from outside. */
-interface Timeline {
-  lockAt: number;
-  commitAt: number;
-  endAt: number;
-}
-
-interface KillAt {
-  ms: number;
-  after: 'start' | 'lock' | 'commit';
-}
-
-interface Killed {
-  times: Timeline;
-  killed: boolean;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the real CLI and SIGKILLs it `kill.ms` after it started, after it took the archive lock
- * (which leaves out the jitter of Node's start-up), or after the update appeared under its name. Meanwhile it watches the archive every
- * millisecond, so an unkilled run tells when the lock was taken and when the update was
- * committed.
- */
-function runAndKill(args: string[], kill: KillAt, arch: string, nextId: number): Promise<Killed> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const times: Timeline = { lockAt: NaN, commitAt: NaN, endAt: NaN };
-    const committed = path.join(arch, 'updates', updateFile(nextId));
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let sent = false;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) sent = child.kill('SIGKILL');
-      }, kill.ms);
-    };
-    if (kill.after === 'start') arm();
-    const watch = setInterval(() => {
-      const now = performance.now() - started;
-      if (Number.isNaN(times.lockAt) && lockHolder(arch) === child.pid) {
-        times.lockAt = now;
-        if (kill.after === 'lock') arm();
-      }
-      if (Number.isNaN(times.commitAt) && fs.existsSync(committed)) {
-        times.commitAt = now;
-        if (kill.after === 'commit') arm();
-      }
-    }, 1);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      clearInterval(watch);
-      times.endAt = performance.now() - started;
-      resolve({ killed: sent && signal === 'SIGKILL', code, stdout, stderr, times });
-    });
-  });
-}
-
-/** The pid in the archive's lock file (a killed writer's stays there until the next one runs). */
-function lockHolder(arch: string): number | undefined {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(arch, 'lock'), 'utf8')) as { pid: number }).pid;
-  } catch {
-    return undefined;
-  }
-}
-
-const updateFile = (id: number): string => `${String(id).padStart(10, '0')}.tmu`;
 
 /** Random bytes at 1 to 5 random places, now and then zeros (a freed region). */
 function mutate(image: string): void {

@@ -22,12 +22,13 @@
 // untouched, verify ok, a new file must appear only whole, and the same restore run again must
 // succeed and leave nothing next to the target.
 // Prints one summary line; exits 1 on the first failure with its details (the folder is kept).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { runAndKill as runAndKillAt, updateFile } from '../helpers/kill-at.mjs';
 
 const CLI = path.resolve(
   process.env.TIDEMARK_CLI ?? path.join(import.meta.dirname, '../../bin/tidemark.js'),
@@ -79,62 +80,9 @@ function cliJson(...args) {
   return JSON.parse(r.stdout);
 }
 
-/**
- * Runs the CLI and SIGKILLs it `kill.ms` after it started, after it took the archive lock
- * (`kill.after: 'lock'`, which leaves out the jitter of Node's start-up), or after update `nextId`
- * appeared under its name (`'commit'`); `kill.ms: Infinity` never kills. It watches the archive every millisecond and tells when the lock was taken and
- * when update `nextId` was committed.
- */
 function runAndKill(args, kill, nextId) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const times = { lockAt: NaN, commitAt: NaN, endAt: NaN };
-    const committed = path.join(arch, 'updates', updateFile(nextId));
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    let sent = false;
-    let timer;
-    const arm = () => {
-      if (kill.ms === Infinity) return;
-      timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) sent = child.kill('SIGKILL');
-      }, kill.ms);
-    };
-    if (kill.after === 'start') arm();
-    const watch = setInterval(() => {
-      const now = performance.now() - started;
-      if (Number.isNaN(times.lockAt) && lockHolder(arch) === child.pid) {
-        times.lockAt = now;
-        if (kill.after === 'lock') arm();
-      }
-      if (Number.isNaN(times.commitAt) && fs.existsSync(committed)) {
-        times.commitAt = now;
-        if (kill.after === 'commit') arm();
-      }
-    }, 1);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      clearInterval(watch);
-      times.endAt = performance.now() - started;
-      resolve({ code, signal, killed: sent && signal === 'SIGKILL', stdout, stderr, times });
-    });
-  });
+  return runAndKillAt(CLI, args, kill, arch, nextId);
 }
-
-/** The pid in the archive's lock file (a killed writer's stays there until the next one runs). */
-function lockHolder(arch) {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(arch, 'lock'), 'utf8')).pid;
-  } catch {
-    return undefined;
-  }
-}
-
-const updateFile = (id) => `${String(id).padStart(10, '0')}.tmu`;
 
 function incompleteFiles(dir) {
   const found = [];
