@@ -50,6 +50,12 @@ describe.skipIf(skip)(`a real block device as primary${skip ? ` (skipped: ${skip
     fs.mkdirSync(path.join(mnt, 'docs'));
     fs.writeFileSync(path.join(mnt, 'docs', 'big.bin'), Buffer.alloc(3 << 20, 7));
 
+    // An archive on the primary itself would archive its own writes forever: refused.
+    const onItself = tidemark('init', dev, path.join(mnt, 'archive'));
+    expect(onItself.code).not.toBe(0);
+    expect(onItself.stderr).toMatch(/^tidemark: .*lies on .* itself/);
+    expect(fs.existsSync(path.join(mnt, 'archive'))).toBe(false);
+
     // While it is mounted read-write, a state is recorded but graded inconsistent, with the reason.
     const live = tidemarkJson<{ changed: boolean; state: StateInfo }>('snapshot', archive);
     expect(live.state.consistency).toBe('none');

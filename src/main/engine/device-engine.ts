@@ -9,7 +9,7 @@ import type { StateRow } from './catalog.js';
 import { CATALOG_NAME } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { captureBaseline, captureInterval, type CaptureResult } from './device/capture.js';
-import { PrimaryDevice } from './device/primary-device.js';
+import { deviceNumbers, PrimaryDevice } from './device/primary-device.js';
 import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
@@ -54,8 +54,13 @@ export async function initArchive(
   const device = await PrimaryDevice.open(primaryPath);
   await device.close();
   const dir = path.resolve(archiveDir);
-  if (isInside(dir, device.path))
-    throw new TidemarkError('usage', 'the archive cannot be the primary itself');
+  if (device.type === 'block-device' && archiveLiesOn(dir, device.stat.rdev)) {
+    // Every write to the archive would change the primary and be archived again, forever.
+    throw new TidemarkError(
+      'usage',
+      `${dir} lies on ${device.path} itself: keep the archive on another disk`,
+    );
+  }
   const created = await prepareEmptyDir(dir, device.path);
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
@@ -127,9 +132,21 @@ async function removeArchiveFiles(dir: string): Promise<void> {
   }
 }
 
-function isInside(dir: string, file: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel === '';
+/** Whether the filesystem holding `dir` lives on block device `rdev` or on one of its partitions. */
+function archiveLiesOn(dir: string, rdev: number): boolean {
+  let existing = dir;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing)
+    existing = path.dirname(existing);
+  const { major, minor } = deviceNumbers(fs.statSync(existing).dev);
+  const primary = deviceNumbers(rdev);
+  if (major === primary.major && minor === primary.minor) return true;
+  try {
+    // /sys/dev/block/M:m of a partition links into its disk's folder, which has the disk's dev.
+    const disk = fs.readFileSync(`/sys/dev/block/${major}:${minor}/../dev`, 'utf8').trim();
+    return disk === `${primary.major}:${primary.minor}`;
+  } catch {
+    return false;
+  }
 }
 
 export interface SnapshotOptions {
