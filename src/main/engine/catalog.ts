@@ -207,10 +207,6 @@ export class Catalog {
     this.db.exec('DELETE FROM states; DELETE FROM blobs; DELETE FROM meta;');
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
-  }
-
   /**
    * Runs `fn`, which may await I/O, as one SQLite transaction: all of its writes land or none
    * (better-sqlite3's `transaction` is synchronous only; `recordState` inside nests as a

@@ -98,12 +98,6 @@ export class StateMap {
     return hash.equals(zeroHash(this.blockLength(index)));
   }
 
-  clone(): StateMap {
-    const copy = new StateMap(this.primarySize, this.blockSize, Buffer.from(this.hashes));
-    copy.scanHashes.set(this.scanHashes);
-    return copy;
-  }
-
   /**
    * The state hash: BLAKE3 over a domain tag, the primary's size and block size, and every block
    * hash in order — a two-level Merkle tree whose leaves are the blocks.

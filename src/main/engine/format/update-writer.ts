@@ -39,7 +39,6 @@ export class UpdateWriter {
   private frameEntries = 0;
   private readonly frames: Array<{ offset: number; checksum: Buffer }> = [];
   private readonly codec: BlockCodec;
-  mapEntries = 0;
   storedBlocks = 0;
 
   private constructor(
@@ -56,10 +55,6 @@ export class UpdateWriter {
     return w;
   }
 
-  get bytesWritten(): number {
-    return this.position;
-  }
-
   /** Stores one block (compressed when that helps) and returns where it lives. */
   async addBlock(hash: Buffer, data: Buffer): Promise<StoredBlock> {
     const { codec, bytes } = this.codec.compress(data);
@@ -72,7 +67,6 @@ export class UpdateWriter {
   async addMapEntry(blockIndex: number, hash: Uint8Array): Promise<void> {
     writeMapEntry(this.frame, this.frameEntries * MAP_ENTRY_BYTES, blockIndex, hash);
     this.frameEntries++;
-    this.mapEntries++;
     if (this.frameEntries === MAP_FRAME_ENTRIES) await this.closeFrame();
   }
 
