@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { TidemarkError } from '../../shared/errors.js';
+import { readU64, writeU64 } from './binary.js';
 
 const RECORD_BYTES = 16;
 
@@ -124,13 +125,4 @@ export class Journal {
   close(): void {
     fs.closeSync(this.fd);
   }
-}
-
-function writeU64(b: Buffer, v: number, at: number): void {
-  b.writeUInt32LE(v % 0x1_0000_0000, at);
-  b.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
-}
-
-function readU64(b: Buffer, at: number): number {
-  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x1_0000_0000;
 }

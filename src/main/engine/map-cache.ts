@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { HASH_BYTES } from './block-hash.js';
 import { StateMap } from './state-map.js';
 import { TEMP_MARK } from './storage/folder-store.js';
+import { readU64, writeU64 } from './binary.js';
 
 export const MAP_CACHE_NAME = 'latest.map';
 const MAGIC = Buffer.from('TMKMAPC1', 'latin1');
@@ -152,8 +153,7 @@ export class MapCache {
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
     header.writeUInt32LE(map.blockSize, 8);
-    header.writeUInt32LE(map.primarySize % 0x1_0000_0000, 16);
-    header.writeUInt32LE(Math.floor(map.primarySize / 0x1_0000_0000), 20);
+    writeU64(header, map.primarySize, 16);
     header.writeUInt32LE(stateId, 24);
     checksum(map.scanHashBytes()).copy(header, 32);
     return header;
@@ -162,10 +162,6 @@ export class MapCache {
 
 function checksum(data: Buffer): Buffer {
   return new Blake3Hasher().update(data).digestBuffer();
-}
-
-function readU64(b: Buffer, at: number): number {
-  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x1_0000_0000;
 }
 
 function readFully(fd: number, into: Buffer, position: number): number {

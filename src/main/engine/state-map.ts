@@ -1,6 +1,7 @@
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { TidemarkError } from '../../shared/errors.js';
 import { HASH_BYTES, zeroHash } from './block-hash.js';
+import { writeU64 } from './binary.js';
 
 /**
  * The content hash of every block of one state, in one flat buffer (32 bytes a block): the
@@ -117,8 +118,7 @@ const DOMAIN = Buffer.from('tidemark-state-v1\0', 'latin1');
 
 export function computeStateHash(primarySize: number, blockSize: number, hashes: Buffer): string {
   const head = Buffer.alloc(12);
-  head.writeUInt32LE(primarySize % 0x1_0000_0000, 0);
-  head.writeUInt32LE(Math.floor(primarySize / 0x1_0000_0000), 4);
+  writeU64(head, primarySize, 0);
   head.writeUInt32LE(blockSize, 8);
   return new Blake3Hasher().update(DOMAIN).update(head).update(hashes).digest('hex');
 }

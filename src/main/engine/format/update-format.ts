@@ -18,6 +18,7 @@ import type { Consistency } from '../../../shared/states.js';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { HASH_BYTES } from '../block-hash.js';
 import { checkFormatVersion, FORMAT_VERSION } from './version.js';
+import { readU64, writeU64 } from '../binary.js';
 
 export const FILE_MAGIC = Buffer.from('TIDEMARK', 'latin1');
 export const TRAILER_MAGIC = Buffer.from('TMKTRAIL', 'latin1');
@@ -111,13 +112,8 @@ export function writeMapEntry(
   blockIndex: number,
   hash: Uint8Array,
 ): void {
-  into.writeUInt32LE(blockIndex % 0x1_0000_0000, at);
-  into.writeUInt32LE(Math.floor(blockIndex / 0x1_0000_0000), at + 4);
+  writeU64(into, blockIndex, at);
   into.set(hash.subarray(0, HASH_BYTES), at + 8);
-}
-
-export function readMapIndex(b: Buffer, at: number): number {
-  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x1_0000_0000;
 }
 
 export function encodeFrameIndex(frames: Array<{ offset: number; checksum: Buffer }>): Buffer {
@@ -143,15 +139,6 @@ export function decodeFrameIndex(
     const at = 4 + i * FRAME_INDEX_ENTRY_BYTES;
     return { offset: readU64(b, at), checksum: b.subarray(at + 8, at + FRAME_INDEX_ENTRY_BYTES) };
   });
-}
-
-function writeU64(b: Buffer, value: number, at: number): void {
-  b.writeUInt32LE(value % 0x1_0000_0000, at);
-  b.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
-}
-
-function readU64(b: Buffer, at: number): number {
-  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x1_0000_0000;
 }
 
 /** Builds the trailer; its checksum covers map ‖ meta ‖ the trailer's own fields. */

@@ -10,7 +10,6 @@ import {
   MAP_ENTRY_BYTES,
   MAP_FRAME_ENTRIES,
   parseMeta,
-  readMapIndex,
   readRecordHeader,
   RECORD_HEADER_BYTES,
   RECORD_MAP_FRAME,
@@ -20,6 +19,7 @@ import {
   type Trailer,
   type UpdateMeta,
 } from './update-format.js';
+import { readU64 } from '../binary.js';
 
 const FRAME_BYTES = MAP_FRAME_ENTRIES * MAP_ENTRY_BYTES;
 
@@ -101,7 +101,7 @@ export class UpdateReader {
       if (!hashBlock(stored).equals(frame.checksum)) this.damaged();
       const entries = codec.decompress(h.codec, stored, raw, h.rawLength, this.name);
       for (let e = 0; e < entries.length; e += MAP_ENTRY_BYTES) {
-        visit(readMapIndex(entries, e), entries.subarray(e + 8, e + MAP_ENTRY_BYTES));
+        visit(readU64(entries, e), entries.subarray(e + 8, e + MAP_ENTRY_BYTES));
       }
     }
   }
