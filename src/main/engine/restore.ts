@@ -10,7 +10,8 @@ import { isProcessAlive, type Archive } from './archive.js';
 import { BlockCodec } from './block-codec.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 import type { StateRow } from './catalog.js';
-import { describeDevice, deviceNumbers } from './device/primary-device.js';
+import { blockDeviceBytes, describeDevice, deviceNumbers } from './device/primary-device.js';
+import { mountPointOf } from './device/quiescence.js';
 import { checkFileHeader, HEADER_BYTES, RECORD_HEADER_BYTES } from './format/update-format.js';
 import { loadStateMap } from './state-loader.js';
 import { computeStateHash, type StateMap } from './state-map.js';
@@ -153,7 +154,7 @@ async function openTarget(
       `${abs} is the protected primary: add --rollback to roll it back (only differing blocks are written)`,
     );
   }
-  const size = type === 'file' ? stat.size : blockDeviceBytes(stat);
+  const size = type === 'file' ? stat.size : blockDeviceBytes(stat.rdev);
   // A device too small for the state is said first: no flag can make it fit, so suggesting
   // --force or --rollback would only lead to this error one step later.
   if (type === 'block-device' && size < map.primarySize) {
@@ -169,7 +170,8 @@ async function openTarget(
     );
   }
   if (type === 'block-device') {
-    const mount = mountedAt(stat.rdev);
+    const { major, minor } = deviceNumbers(stat.rdev);
+    const mount = mountPointOf(new Set([`${major}:${minor}`]), { readWriteOnly: false });
     if (mount)
       throw new TidemarkError(
         'restore.target-unwritable',
@@ -460,24 +462,6 @@ async function checkFreeSpace(dir: string, map: StateMap): Promise<void> {
       `not enough free space in ${dir}: the state needs ${needed} bytes, ${free} are free`,
     );
   }
-}
-
-function blockDeviceBytes(stat: fs.Stats): number {
-  const { major, minor } = deviceNumbers(stat.rdev);
-  return Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
-}
-
-function mountedAt(rdev: number): string | undefined {
-  const { major, minor } = deviceNumbers(rdev);
-  try {
-    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-      const f = line.split(' ');
-      if (f[2] === `${major}:${minor}`) return f[4];
-    }
-  } catch {
-    // not Linux
-  }
-  return undefined;
 }
 
 function samePath(a: string, b: string): boolean {

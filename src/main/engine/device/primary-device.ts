@@ -96,11 +96,15 @@ export function deviceNumbers(rdev: number): { major: number; minor: number } {
   return { major, minor };
 }
 
+/** Size in bytes of the block device `rdev` (Linux: /sys counts 512-byte sectors). Throws raw. */
+export function blockDeviceBytes(rdev: number): number {
+  const { major, minor } = deviceNumbers(rdev);
+  return Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
+}
+
 function blockDeviceSize(stat: fs.Stats, abs: string): number {
-  const { major, minor } = deviceNumbers(stat.rdev);
   try {
-    const sectors = Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
-    return sectors * 512;
+    return blockDeviceBytes(stat.rdev);
   } catch (err) {
     throw new TidemarkError('primary.unreadable', `cannot read the size of block device ${abs}`, {
       cause: err,

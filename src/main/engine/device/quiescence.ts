@@ -20,7 +20,7 @@ export function gradeSource(device: PrimaryDevice): ConsistencyGrade {
   } else {
     for (const loop of loopDevicesBackedBy(device.path)) devNumbers.add(loop);
   }
-  const mount = readWriteMountOf(devNumbers);
+  const mount = mountPointOf(devNumbers, { readWriteOnly: true });
   if (mount) {
     return {
       consistency: 'none',
@@ -49,7 +49,11 @@ function loopDevicesBackedBy(file: string): string[] {
   return found;
 }
 
-function readWriteMountOf(devNumbers: Set<string>): string | undefined {
+/** Where one of the devices (as "major:minor") is mounted, read-write only if asked; Linux only. */
+export function mountPointOf(
+  devNumbers: Set<string>,
+  { readWriteOnly }: { readWriteOnly: boolean },
+): string | undefined {
   if (devNumbers.size === 0) return undefined;
   let text: string;
   try {
@@ -62,7 +66,12 @@ function readWriteMountOf(devNumbers: Set<string>): string | undefined {
     const numbers = f[2];
     const mountPoint = f[4];
     const options = f[5]?.split(',') ?? [];
-    if (numbers && mountPoint && devNumbers.has(numbers) && options.includes('rw'))
+    if (
+      numbers &&
+      mountPoint &&
+      devNumbers.has(numbers) &&
+      (!readWriteOnly || options.includes('rw'))
+    )
       return mountPoint;
   }
   return undefined;
