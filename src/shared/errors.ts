@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'restore.target-is-primary'
   | 'restore.target-unwritable'
   | 'restore.mismatch'
+  | 'volume.pre-hook-failed'
   | 'internal';
 
 export interface ErrorInfo {

@@ -13,6 +13,60 @@ export interface StateInfo {
   stateHash: string;
   consistency: Consistency;
   consistencyReason?: string;
+  /** Volume archives: files, folders and links added, changed or removed in the interval. */
+  changedFiles?: number;
+  /** Volume archives: files that could not be read at this point, and why (they keep their previous version). */
+  unreadable?: Array<{ path: string; reason: string }>;
+}
+
+export type VolumeEntryType =
+  'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char-device' | 'block-device';
+
+export interface VolumeRestoreReport {
+  state: number;
+  target: string;
+  /** The path inside the state that was restored ('' for the whole tree). */
+  path: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytesWritten: number;
+  /** Entries not recreated, with why (sockets; device nodes without root). */
+  skipped: Array<{ path: string; reason: string }>;
+  stateHash: string;
+  verified: true;
+}
+
+export interface FileVersion {
+  state: number;
+  time: string;
+  type: VolumeEntryType;
+  size: number;
+  mode: number;
+  mtime: string;
+  /** Hex content hash of a file (BLAKE3 over its block hashes); absent for other types. */
+  contentHash?: string;
+  target?: string;
+}
+
+export interface DiffEntry {
+  path: string;
+  change: 'added' | 'removed' | 'modified';
+  type: VolumeEntryType;
+  /** Size in A (removed, modified) and in B (added, modified). */
+  sizeA?: number;
+  sizeB?: number;
+}
+
+export interface DiffReport {
+  from: number;
+  to: number;
+  added: number;
+  removed: number;
+  modified: number;
+  bytesAdded: number;
+  bytesRemoved: number;
+  entries: DiffEntry[];
 }
 
 export interface VerifyProblem {

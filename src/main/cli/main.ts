@@ -11,6 +11,7 @@ import {
 } from '../engine/device-engine.js';
 import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
 
@@ -19,7 +20,9 @@ const USAGE = `usage: tidemark <command> [options]
   states <archive-dir> [--json]                      list the states
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--rollback] [--force] [--json]
   verify <archive-dir> [--deep] [--json]             check every checksum
-  catalog rebuild <archive-dir>                      rebuild the catalog from the updates`;
+  catalog rebuild <archive-dir>                      rebuild the catalog from the updates
+
+folders (volume mode):${VOLUME_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -70,6 +73,8 @@ function integer(value: string | boolean | undefined, flag: string): number {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const out = (line: string): boolean => process.stdout.write(line + '\n');
+  const volume = await runVolumeCommand(command, rest, out);
+  if (volume !== undefined) return volume;
   switch (command) {
     case 'init': {
       const { values, args } = parse(

@@ -4,7 +4,16 @@ import { checkFormatVersion, FORMAT_VERSION } from './version.js';
 export const MANIFEST_NAME = 'tidemark.json';
 export const MANIFEST_FORMAT = 'tidemark-archive';
 
-export type PrimaryKind = 'device';
+export type PrimaryKind = 'device' | 'volume';
+
+/** What a volume archive remembers about how its tree is captured. */
+export interface VolumeSettings {
+  /** Glob patterns (relative to the tree) left out of every state, the defaults included. */
+  excludes: string[];
+  /** Shell commands run before and after each point; a failing pre-hook skips the point. */
+  preHook?: string;
+  postHook?: string;
+}
 
 /** Written once at init; says what the archive protects and how. */
 export interface ArchiveManifest {
@@ -19,6 +28,8 @@ export interface ArchiveManifest {
     path: string;
     size: number;
   };
+  /** Only for `primary.kind` "volume". */
+  volume?: VolumeSettings;
 }
 
 export function newManifest(fields: Omit<ArchiveManifest, 'format' | 'version'>): ArchiveManifest {
@@ -39,11 +50,19 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
     throw new TidemarkError('archive.foreign', `${where} is not a Tidemark archive`);
   }
   checkFormatVersion(m.version, `the archive at ${where}`);
+  const kind: unknown = m.primary?.kind;
+  if (typeof kind === 'string' && kind !== 'device' && kind !== 'volume') {
+    // A kind of primary added after this build: refuse it clearly rather than misread it.
+    throw new TidemarkError(
+      'archive.newer-format',
+      `the archive at ${where} protects a primary of kind "${kind}", unknown to this Tidemark: update Tidemark`,
+    );
+  }
   const valid =
     typeof m.archiveId === 'string' &&
     Number.isInteger(m.blockSize) &&
     m.blockSize > 0 &&
-    m.primary?.kind === 'device' &&
+    (kind === 'device' || (kind === 'volume' && Array.isArray(m.volume?.excludes))) &&
     typeof m.primary.path === 'string' &&
     Number.isInteger(m.primary.size);
   if (!valid)

@@ -32,6 +32,8 @@ export const FRAME_INDEX_ENTRY_BYTES = 8 + HASH_BYTES;
 /** What a record holds. */
 export const RECORD_BLOCK = 0;
 export const RECORD_MAP_FRAME = 1;
+/** A frame of a volume's file entries (docs/FORMAT.md, "Volume archives"). */
+export const RECORD_ENTRY_FRAME = 2;
 export const TRAILER_BYTES = 80;
 const TRAILER_COVERED = 48;
 
@@ -51,6 +53,10 @@ export interface UpdateMeta {
   stateHash: string;
   consistency: Consistency;
   consistencyReason?: string;
+  /** Volume updates only: files, folders and links added, changed or removed. */
+  changedFiles?: number;
+  /** Volume updates only: files that could not be read at this point (they keep their old version). */
+  unreadable?: Array<{ path: string; reason: string }>;
 }
 
 export interface Trailer {

@@ -106,6 +106,36 @@ export class UpdateReader {
     }
   }
 
+  /**
+   * Calls `visit` with the raw content of every indexed frame of `kind`, in index order (frames
+   * of other kinds are skipped). Each frame is checked against its checksum in the index.
+   */
+  async forEachFrame(kind: number, visit: (raw: Buffer) => void | Promise<void>): Promise<void> {
+    const codec = new BlockCodec(1 << 20);
+    let raw = Buffer.allocUnsafe(1 << 20);
+    for (const frame of this.frames) {
+      if (
+        frame.offset < HEADER_BYTES ||
+        frame.offset + RECORD_HEADER_BYTES > this.trailer.mapOffset
+      )
+        this.damaged();
+      const h = readRecordHeader(
+        await this.store.read(this.name, frame.offset, RECORD_HEADER_BYTES),
+      );
+      if (h.kind !== kind) continue;
+      const end = frame.offset + RECORD_HEADER_BYTES + h.storedLength;
+      if (end > this.trailer.mapOffset) this.damaged();
+      const stored = await this.store.read(
+        this.name,
+        frame.offset + RECORD_HEADER_BYTES,
+        h.storedLength,
+      );
+      if (!hashBlock(stored).equals(frame.checksum)) this.damaged();
+      if (raw.length < h.rawLength) raw = Buffer.allocUnsafe(h.rawLength);
+      await visit(codec.decompress(h.codec, stored, raw, h.rawLength, this.name));
+    }
+  }
+
   private damaged(): never {
     throw new TidemarkError('archive.corrupt', `${this.name}: block map damaged`);
   }

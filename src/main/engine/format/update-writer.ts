@@ -72,12 +72,22 @@ export class UpdateWriter {
 
   private async closeFrame(): Promise<void> {
     if (this.frameEntries === 0) return;
-    const raw = this.frame.subarray(0, this.frameEntries * MAP_ENTRY_BYTES);
+    await this.addFrame(
+      RECORD_MAP_FRAME,
+      this.frame.subarray(0, this.frameEntries * MAP_ENTRY_BYTES),
+    );
+    this.frameEntries = 0;
+  }
+
+  /**
+   * Stores one frame of another kind (a volume's file entries): checksummed and listed in the
+   * frame index like a block-map frame, so the trailer's checksum covers it too.
+   */
+  async addFrame(kind: number, raw: Buffer): Promise<void> {
     const { codec, bytes } = this.codec.compress(raw);
     const checksum = hashBlock(bytes);
-    const offset = await this.addRecord(checksum, raw.length, codec, RECORD_MAP_FRAME, bytes);
+    const offset = await this.addRecord(checksum, raw.length, codec, kind, bytes);
     this.frames.push({ offset, checksum });
-    this.frameEntries = 0;
   }
 
   private async addRecord(

@@ -1,0 +1,358 @@
+/**
+ * The CLI of volume mode (a folder as the primary): `init` on a folder, `watch`, `history`,
+ * `diff`, and `snapshot`, `states`, `restore`, `verify` when the archive protects a folder.
+ * `runVolumeCommand` returns undefined for anything that is not its business, so the device
+ * commands handle it as before.
+ */
+import * as fs from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TidemarkError } from '../../shared/errors.js';
+import type { StateInfo } from '../../shared/states.js';
+import type { StateSelector } from '../engine/restore.js';
+import {
+  initVolumeArchive,
+  isVolumeArchive,
+  listVolumeStates,
+  restoreVolume,
+  snapshotVolume,
+  verifyVolume,
+  volumeDiff,
+  volumeHistory,
+  watchVolume,
+  type VolumeCaptureResult,
+} from '../engine/volume-engine.js';
+import { formatBytes, shortHash } from './format-human.js';
+
+export const VOLUME_USAGE = `
+  init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
+       [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
+  watch <archive-dir> --every DURATION [--json]      track a folder, a point every DURATION (30s, 5m)
+  restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P] [--force]
+                                                     a folder's state, or one file or folder of it
+  history <archive-dir> <path> [--json]              the versions of one file
+  diff <archive-dir> A B [--json]                    what changed between states A and B`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Out = (line: string) => void;
+
+const INIT_OPTIONS: Options = {
+  exclude: { type: 'string', multiple: true },
+  'no-default-excludes': { type: 'boolean' },
+  'pre-hook': { type: 'string' },
+  'post-hook': { type: 'string' },
+  'block-size': { type: 'string' },
+  'no-btrfs-snapshot': { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+const SNAPSHOT_OPTIONS: Options = {
+  json: { type: 'boolean' },
+  'no-btrfs-snapshot': { type: 'boolean' },
+};
+
+function tryParse(args: string[], options: Options) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch {
+    return undefined;
+  }
+}
+
+function parse(args: string[], options: Options, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (parsed.positionals.length !== positionals) {
+    throw new TidemarkError(
+      'usage',
+      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
+    );
+  }
+  return {
+    values: parsed.values as Record<string, string | boolean | string[] | undefined>,
+    args: parsed.positionals,
+  };
+}
+
+/** Whether `dir` holds a volume archive; false when it holds none (the device path says why). */
+async function volumeArchiveAt(dir: string | undefined): Promise<boolean> {
+  if (dir === undefined) return false;
+  try {
+    return await isVolumeArchive(dir);
+  } catch {
+    return false;
+  }
+}
+
+function isFolder(p: string | undefined): boolean {
+  try {
+    return p !== undefined && fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function runVolumeCommand(
+  command: string | undefined,
+  rest: string[],
+  out: Out,
+): Promise<number | undefined> {
+  switch (command) {
+    case 'init': {
+      const guess = tryParse(rest, INIT_OPTIONS);
+      if (!guess || !isFolder(guess.positionals[0])) return undefined;
+      return init(rest, out);
+    }
+    case 'snapshot': {
+      const guess = tryParse(rest, SNAPSHOT_OPTIONS);
+      if (!guess || !(await volumeArchiveAt(guess.positionals[0]))) return undefined;
+      return snapshot(rest, out);
+    }
+    case 'states':
+    case 'verify': {
+      const guess = tryParse(rest, { json: { type: 'boolean' }, deep: { type: 'boolean' } });
+      if (!guess || !(await volumeArchiveAt(guess.positionals[0]))) return undefined;
+      return command === 'states' ? states(rest, out) : verify(rest, out);
+    }
+    case 'restore': {
+      const guess = tryParse(rest, RESTORE_OPTIONS);
+      if (!guess || !(await volumeArchiveAt(guess.positionals[0]))) return undefined;
+      return restore(rest, out);
+    }
+    case 'watch':
+      return watch(rest, out);
+    case 'history':
+      return history(rest, out);
+    case 'diff':
+      return diff(rest, out);
+    default:
+      return undefined;
+  }
+}
+
+function warn(line: string): void {
+  process.stderr.write(`tidemark: ${line}\n`);
+}
+
+function describeVolumeState(s: StateInfo): string {
+  const grade =
+    s.consistency === 'none'
+      ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
+      : ` ${s.consistency}`;
+  return `state ${s.id}  ${s.time}  ${s.changedFiles ?? 0} files changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
+}
+
+/** Prints a point's outcome; the warnings (unreadable files, notes) go to stderr. */
+function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out): void {
+  if (json) {
+    out(
+      JSON.stringify(
+        result.changed
+          ? { changed: true, state: result.state, notes: result.notes }
+          : { changed: false, notes: result.notes },
+      ),
+    );
+  } else if (result.changed) out(describeVolumeState(result.state));
+  else out(`nothing changed since state ${result.latest?.id}: no state recorded`);
+  if (result.changed)
+    for (const u of result.state.unreadable ?? [])
+      warn(`could not read ${u.path}: ${u.reason} (its last version, if any, is kept)`);
+  for (const n of result.notes) warn(`note: ${n}`);
+  if (result.postHookError) warn(result.postHookError);
+}
+
+function integer(value: unknown, flag: string): number {
+  if (typeof value !== 'string' || !/^\d+$/.test(value))
+    throw new TidemarkError('usage', `${flag} needs a whole number`);
+  return Number(value);
+}
+
+async function init(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, INIT_OPTIONS, 2);
+  const blockSize =
+    values['block-size'] === undefined ? undefined : integer(values['block-size'], '--block-size');
+  const result = await initVolumeArchive(args[0] as string, args[1] as string, {
+    excludes: (values.exclude as string[] | undefined) ?? [],
+    noDefaultExcludes: values['no-default-excludes'] === true,
+    ...(typeof values['pre-hook'] === 'string' ? { preHook: values['pre-hook'] } : {}),
+    ...(typeof values['post-hook'] === 'string' ? { postHook: values['post-hook'] } : {}),
+    ...(blockSize ? { blockSize } : {}),
+    ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+  });
+  if (values.json) out(JSON.stringify(result.state));
+  reportPoint(result, false, values.json ? () => undefined : out);
+  return 0;
+}
+
+async function snapshot(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, SNAPSHOT_OPTIONS, 1);
+  const result = await snapshotVolume(args[0] as string, {
+    ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+  });
+  reportPoint(result, values.json === true, out);
+  return 0;
+}
+
+async function states(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 1);
+  const list = await listVolumeStates(args[0] as string);
+  if (values.json) out(JSON.stringify(list));
+  else for (const s of list) out(describeVolumeState(s));
+  return 0;
+}
+
+async function verify(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, { json: { type: 'boolean' }, deep: { type: 'boolean' } }, 1);
+  const report = await verifyVolume(args[0] as string, { deep: values.deep === true });
+  if (values.json) out(JSON.stringify(report));
+  else {
+    out(
+      `${report.ok ? 'ok' : 'DAMAGED'}: ${report.updatesChecked} updates, ${report.blocksChecked} blocks (${formatBytes(report.bytesChecked)}) checked${report.deep ? `, ${report.statesChecked} state hashes recomputed` : ''}`,
+    );
+    for (const p of report.problems)
+      out(`${p.file}: ${p.message}; affects states ${p.states.join(', ') || 'none'}`);
+  }
+  if (!report.ok) {
+    const first = report.problems[0];
+    warn(
+      `the archive is damaged: ${first?.file}: ${first?.message} (states ${first?.states.join(', ')})`,
+    );
+  }
+  return report.ok ? 0 : 1;
+}
+
+const RESTORE_OPTIONS: Options = {
+  state: { type: 'string' },
+  at: { type: 'string' },
+  to: { type: 'string' },
+  path: { type: 'string' },
+  rollback: { type: 'boolean' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+
+async function restore(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, RESTORE_OPTIONS, 1);
+  if (values.rollback)
+    throw new TidemarkError(
+      'usage',
+      '--rollback is for devices; a folder restores with --to PATH (and --force to write over data)',
+    );
+  if ((values.state === undefined) === (values.at === undefined))
+    throw new TidemarkError('usage', 'restore needs exactly one of --state K or --at ISO_TIME');
+  if (typeof values.to !== 'string') throw new TidemarkError('usage', 'restore needs --to PATH');
+  let selector: StateSelector;
+  if (values.state !== undefined) selector = { stateId: integer(values.state, '--state') };
+  else {
+    const at = new Date(values.at as string);
+    if (Number.isNaN(at.getTime()))
+      throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
+    selector = { at };
+  }
+  const report = await restoreVolume(args[0] as string, selector, values.to, {
+    ...(typeof values.path === 'string' ? { path: values.path } : {}),
+    force: values.force === true,
+  });
+  if (values.json) out(JSON.stringify(report));
+  else
+    out(
+      `restored ${report.path === '' ? `state ${report.state}` : `${report.path} of state ${report.state}`} to ${report.target}: ${report.files} files, ${report.dirs} folders, ${report.symlinks} links (${formatBytes(report.bytesWritten)}), every file matches its recorded hash`,
+    );
+  for (const s of report.skipped) warn(`not restored: ${s.path}: ${s.reason}`);
+  return 0;
+}
+
+/** "30s", "5m", "1h", "500ms", or a number of seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  const ms = m ? Number(m[1]) * unit[(m[2] ?? 's') as keyof typeof unit] : NaN;
+  if (!Number.isFinite(ms) || ms < 100)
+    throw new TidemarkError(
+      'usage',
+      `--every needs a duration of at least 100ms, like 30s, 5m or 1h (got ${text})`,
+    );
+  return ms;
+}
+
+async function watch(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(
+    rest,
+    {
+      every: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-btrfs-snapshot': { type: 'boolean' },
+    },
+    1,
+  );
+  if (typeof values.every !== 'string')
+    throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
+  const everyMs = parseDuration(values.every);
+  if (!(await isVolumeArchive(args[0] as string)))
+    throw new TidemarkError(
+      'usage',
+      `${args[0]} is the archive of a device: watch needs the archive of a folder`,
+    );
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await watchVolume(args[0] as string, {
+      everyMs,
+      signal: stop.signal,
+      ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+      onPoint: ({ result, error }) => {
+        if (result) reportPoint(result, values.json === true, out);
+        else
+          warn(
+            error instanceof TidemarkError
+              ? error.message
+              : `internal error: ${(error as Error)?.message}`,
+          );
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+async function history(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 2);
+  const versions = await volumeHistory(args[0] as string, args[1] as string);
+  if (values.json) out(JSON.stringify(versions));
+  else
+    for (const v of versions)
+      out(
+        `state ${v.state}  ${v.time}  ${v.type}  ${formatBytes(v.size)}  mode ${v.mode.toString(8)}  ${v.contentHash ? `content ${shortHash(v.contentHash)}` : v.target !== undefined ? `-> ${v.target}` : ''}`.trimEnd(),
+      );
+  return 0;
+}
+
+async function diff(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 3);
+  const report = await volumeDiff(
+    args[0] as string,
+    integer(args[1], 'state A'),
+    integer(args[2], 'state B'),
+  );
+  if (values.json) out(JSON.stringify(report));
+  else {
+    const sign = { added: '+', removed: '-', modified: '~' } as const;
+    for (const e of report.entries) {
+      const size =
+        e.change === 'modified'
+          ? `${formatBytes(e.sizeA ?? 0)} -> ${formatBytes(e.sizeB ?? 0)}`
+          : formatBytes(e.sizeA ?? e.sizeB ?? 0);
+      out(`${sign[e.change]} ${e.path}${e.type === 'dir' ? '/' : ''}  ${size}`);
+    }
+    out(
+      `${report.added} added, ${report.removed} removed, ${report.modified} modified: +${formatBytes(report.bytesAdded)} -${formatBytes(report.bytesRemoved)}`,
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,359 @@
+/**
+ * Volume mode: a folder tree as the primary. The facade the CLI (and later the app) calls; the
+ * parts live in ./volume/.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { TidemarkError } from '../../shared/errors.js';
+import type {
+  DiffReport,
+  FileVersion,
+  StateInfo,
+  VerifyReport,
+  VolumeRestoreReport,
+} from '../../shared/states.js';
+import { Archive, ArchiveLock, readManifest } from './archive.js';
+import { CATALOG_NAME, type StateRow } from './catalog.js';
+import { systemClock, type Clock } from './clock.js';
+import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
+import { UpdateReader } from './format/update-reader.js';
+import type { StateSelector } from './restore.js';
+import { archiveIoError } from './storage/io-errors.js';
+import { FolderStore, makeDirs } from './storage/folder-store.js';
+import type { VerifyOptions } from './verify.js';
+import { captureVolumePoint, type VolumeCaptureResult } from './volume/capture-volume.js';
+import { archiveInsideTree, DEFAULT_EXCLUDES, Excludes } from './volume/excludes.js';
+import { fileHistory, diffStates } from './volume/history.js';
+import { PathJournal } from './volume/path-journal.js';
+import { restoreVolumeState, type VolumeRestoreOptions } from './volume/restore-volume.js';
+import { loadVolumeTree } from './volume/tree-loader.js';
+import { emptySuspects } from './volume/tree-scanner.js';
+import { TreeWatcher } from './volume/tree-watcher.js';
+import { verifyVolumeArchive } from './volume/verify-volume.js';
+import { VolumeTree } from './volume/volume-tree.js';
+
+/**
+ * Blocks of files. Fixed-size blocks keep a rewrite inside a big file to the blocks it touches;
+ * 64 KiB keeps the catalog and the per-block work small for trees of many files.
+ */
+export const VOLUME_BLOCK_SIZE = 64 * 1024;
+const JOURNAL_NAME = 'volume.journal';
+
+export interface VolumeInitOptions {
+  excludes?: string[];
+  /** Leave the default excludes out (caches, trash). */
+  noDefaultExcludes?: boolean;
+  preHook?: string;
+  postHook?: string;
+  blockSize?: number;
+  clock?: Clock;
+  /** Read from btrfs snapshots where the tree lies on btrfs (default true). */
+  useSnapshots?: boolean;
+}
+
+export function isVolumeManifest(m: ArchiveManifest): boolean {
+  return m.primary.kind === 'volume';
+}
+
+/** Whether the archive in `dir` protects a volume (false for a device; throws if none). */
+export async function isVolumeArchive(dir: string): Promise<boolean> {
+  if (!fs.existsSync(dir))
+    throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
+  return isVolumeManifest(await readManifest(path.resolve(dir)));
+}
+
+/** Creates the archive of folder `tree` in `archiveDir` and records its baseline, state 0. */
+export async function initVolumeArchive(
+  tree: string,
+  archiveDir: string,
+  options: VolumeInitOptions = {},
+): Promise<VolumeCaptureResult & { changed: true }> {
+  const root = fs.realpathSync(path.resolve(tree));
+  const dir = path.resolve(archiveDir);
+  if (dir === root || root.startsWith(dir + path.sep))
+    throw new TidemarkError('usage', `the archive ${dir} cannot hold the folder it protects`);
+  const blockSize = options.blockSize ?? VOLUME_BLOCK_SIZE;
+  if (!Number.isInteger(blockSize) || blockSize < 4096 || blockSize > 16 << 20 || blockSize % 4096)
+    throw new TidemarkError(
+      'usage',
+      'block size must be a multiple of 4096 between 4096 and 16777216 bytes',
+    );
+  const created = await prepareEmptyDir(dir, root);
+  const lock = await ArchiveLock.take(dir);
+  let archive: Archive | null = null;
+  try {
+    const excludes = [
+      ...(options.noDefaultExcludes ? [] : DEFAULT_EXCLUDES),
+      ...(options.excludes ?? []),
+    ];
+    const inside = archiveInsideTree(root, fs.realpathSync(dir));
+    if (inside) excludes.push(inside);
+    new Excludes(excludes);
+    const manifest = newManifest({
+      archiveId: randomUUID(),
+      createdAt: (options.clock ?? systemClock).now().toISOString(),
+      blockSize,
+      primary: { kind: 'volume', path: root, size: 0 },
+      volume: {
+        excludes,
+        ...(options.preHook ? { preHook: options.preHook } : {}),
+        ...(options.postHook ? { postHook: options.postHook } : {}),
+      },
+    });
+    const writer = await new FolderStore(dir).create(MANIFEST_NAME);
+    await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
+    await writer.commit();
+    archive = await Archive.adopt(dir, lock);
+    const result = await captureVolumePoint(archive, null, {
+      clock: options.clock ?? systemClock,
+      tree: new VolumeTree(),
+      ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+    });
+    if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
+    await archive.close();
+    return result;
+  } catch (err) {
+    await archive?.close().catch(() => undefined);
+    for (const name of [
+      MANIFEST_NAME,
+      CATALOG_NAME,
+      `${CATALOG_NAME}-journal`,
+      'updates',
+      JOURNAL_NAME,
+    ])
+      await fsp.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    await lock.release();
+    if (created) await fsp.rmdir(dir).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function prepareEmptyDir(dir: string, root: string): Promise<boolean> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR')
+      throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
+    if (code !== 'ENOENT') throw archiveIoError(err, dir);
+    try {
+      await makeDirs(dir);
+    } catch (mkErr) {
+      throw archiveIoError(mkErr, `creating ${dir}`);
+    }
+    return true;
+  }
+  if (entries.includes(MANIFEST_NAME)) {
+    const m = await readManifest(dir);
+    throw new TidemarkError(
+      m.primary.path === root ? 'archive.not-empty' : 'archive.other-primary',
+      m.primary.path === root
+        ? `${dir} already holds an archive of ${root}: use \`tidemark snapshot\` or \`tidemark watch\``
+        : `${dir} holds the archive of another primary (${m.primary.path})`,
+    );
+  }
+  if (entries.length > 0)
+    throw new TidemarkError(
+      'archive.not-empty',
+      `${dir} is not empty and holds no Tidemark archive: choose an empty folder`,
+    );
+  return false;
+}
+
+export interface VolumeSnapshotOptions {
+  clock?: Clock;
+  useSnapshots?: boolean;
+}
+
+/**
+ * Ends the interval now without a watcher: the tree is compared with the last state by a
+ * metadata rescan (size, mtime, ctime, inode) and only what differs is read.
+ */
+export async function snapshotVolume(
+  archiveDir: string,
+  options: VolumeSnapshotOptions = {},
+): Promise<VolumeCaptureResult> {
+  const archive = await Archive.open(archiveDir, { write: true });
+  try {
+    const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
+    const rotation = journal.rotate();
+    try {
+      const latest = archive.catalog.latestState();
+      const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
+      const result = await captureVolumePoint(archive, latest ?? null, {
+        clock: options.clock ?? systemClock,
+        tree,
+        ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+      });
+      rotation.settle(true);
+      return result;
+    } catch (err) {
+      rotation.settle(false);
+      throw err;
+    } finally {
+      journal.close();
+    }
+  } finally {
+    await archive.close();
+  }
+}
+
+async function emptyTree(): Promise<VolumeTree> {
+  return new VolumeTree();
+}
+
+export interface WatchOptions {
+  everyMs: number;
+  signal: AbortSignal;
+  clock?: Clock;
+  useSnapshots?: boolean;
+  /** Each point's outcome, or its error (the watch goes on). */
+  onPoint: (outcome: { result?: VolumeCaptureResult; error?: unknown }) => void;
+}
+
+/**
+ * Tracks the tree with the native watcher and ends an interval every `everyMs` at the next
+ * consistent point, until `signal` aborts (the point under way finishes first). The first point
+ * after start is a full rescan, so changes made while nothing watched are in it.
+ */
+export async function watchVolume(archiveDir: string, options: WatchOptions): Promise<void> {
+  const archive = await Archive.open(archiveDir, { write: true });
+  const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
+  let watcher: TreeWatcher | null = null;
+  try {
+    const root = archive.manifest.primary.path;
+    const excludes = new Excludes(archive.manifest.volume?.excludes ?? []);
+    watcher = await TreeWatcher.start(root, excludes, journal, [archive.dir]);
+    let rescan = true;
+    let cached: { id: number; tree: VolumeTree } | null = null;
+    while (!options.signal.aborted) {
+      await sleep(options.everyMs, options.signal);
+      if (options.signal.aborted) break;
+      if (watcher.lost) rescan = true;
+      watcher.lost = false;
+      if (!rescan && journal.size === 0) continue;
+      const rotation = journal.rotate();
+      try {
+        const latest = archive.catalog.latestState() ?? null;
+        const tree: VolumeTree =
+          cached && latest && cached.id === latest.id
+            ? cached.tree
+            : latest
+              ? await loadVolumeTree(archive, latest.id)
+              : await emptyTree();
+        cached = null;
+        const result = await captureVolumePoint(archive, latest, {
+          clock: options.clock ?? systemClock,
+          tree,
+          suspects: rescan ? { ...emptySuspects(), all: true } : rotation.suspects,
+          live: watcher,
+          ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+        });
+        rotation.settle(true);
+        rescan = false;
+        const now = result.changed ? result.state : result.latest;
+        if (now) cached = { id: now.id, tree };
+        options.onPoint({ result });
+      } catch (err) {
+        rotation.settle(false);
+        cached = null;
+        options.onPoint({ error: err });
+      }
+    }
+  } finally {
+    await watcher?.stop();
+    journal.close();
+    await archive.close();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** The states, with the volume fields read from each update's meta. */
+export async function listVolumeStates(archiveDir: string): Promise<StateInfo[]> {
+  return withReader(archiveDir, async (archive) => {
+    const out: StateInfo[] = [];
+    for (const s of archive.catalog.states()) out.push(await volumeStateInfo(archive, s));
+    return out;
+  });
+}
+
+export async function volumeStateInfo(archive: Archive, s: StateRow): Promise<StateInfo> {
+  const meta = (await UpdateReader.open(archive.store, s.update)).meta;
+  const info: StateInfo = {
+    id: s.id,
+    time: s.time,
+    changedBlocks: s.changedBlocks,
+    storedBytes: s.storedBytes,
+    stateHash: s.stateHash,
+    consistency: s.consistency,
+    changedFiles: meta.changedFiles ?? 0,
+  };
+  if (s.consistencyReason) info.consistencyReason = s.consistencyReason;
+  if (meta.unreadable?.length) info.unreadable = meta.unreadable;
+  return info;
+}
+
+export async function restoreVolume(
+  archiveDir: string,
+  selector: StateSelector,
+  target: string,
+  options: VolumeRestoreOptions = {},
+): Promise<VolumeRestoreReport> {
+  return withReader(archiveDir, (archive) =>
+    restoreVolumeState(archive, selector, target, options),
+  );
+}
+
+export async function volumeHistory(archiveDir: string, file: string): Promise<FileVersion[]> {
+  return withReader(archiveDir, (archive) => {
+    const root = archive.manifest.primary.path;
+    let rel = path.isAbsolute(file) ? path.relative(root, file) : file;
+    rel = path.posix.normalize(rel.split(path.sep).join('/')).replace(/^\.?\/+|\/+$/g, '');
+    if (rel === '' || rel === '.' || rel.startsWith('..'))
+      throw new TidemarkError('usage', `${file} is not a path inside the protected folder ${root}`);
+    return fileHistory(archive, Buffer.from(rel, 'utf8').toString('latin1'));
+  });
+}
+
+export async function volumeDiff(archiveDir: string, a: number, b: number): Promise<DiffReport> {
+  return withReader(archiveDir, (archive) => diffStates(archive, a, b));
+}
+
+export async function verifyVolume(
+  archiveDir: string,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  return withReader(archiveDir, (archive) => verifyVolumeArchive(archive, options));
+}
+
+async function withReader<T>(dir: string, fn: (archive: Archive) => Promise<T> | T): Promise<T> {
+  if (!fs.existsSync(dir))
+    throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
+  const archive = await Archive.open(dir, { write: false });
+  try {
+    if (!isVolumeManifest(archive.manifest))
+      throw new TidemarkError(
+        'usage',
+        `${archive.dir} is the archive of a device, not of a folder`,
+      );
+    return await fn(archive);
+  } finally {
+    await archive.close();
+  }
+}
+
+export type { VolumeCaptureResult, VolumeRestoreOptions };

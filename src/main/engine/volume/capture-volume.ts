@@ -1,0 +1,323 @@
+import * as fs from 'node:fs';
+import { TidemarkError } from '../../../shared/errors.js';
+import type { Consistency } from '../../../shared/states.js';
+import type { Archive } from '../archive.js';
+import type { StateRow } from '../catalog.js';
+import type { Clock } from '../clock.js';
+import { RECORD_ENTRY_FRAME, type UpdateMeta } from '../format/update-format.js';
+import { FORMAT_VERSION } from '../format/version.js';
+import { updateName } from '../update-names.js';
+import { BlockSink } from './block-sink.js';
+import { snapshotTree, type TreeSnapshot } from './btrfs-snapshot.js';
+import { Excludes } from './excludes.js';
+import { FileBlockReader } from './file-blocks.js';
+import { runHook } from './hooks.js';
+import { emptySuspects, sameEntry, TreeScanner, type Suspects } from './tree-scanner.js';
+import { displayPath, encodeChange, encodedLength, type EntryChange } from './volume-entry.js';
+import { HASH_BYTES } from '../block-hash.js';
+import type { VolumeTree } from './volume-tree.js';
+
+/** Rounds of re-capture before a point that never goes quiet is recorded as `none`. */
+export const MAX_ROUNDS = 6;
+const FRAME_BYTES = 1 << 20;
+
+/** Where changes come from between rounds when a watcher runs. */
+export interface LiveChanges {
+  /** Starts counting what arrives from now on. */
+  roundStart(): void;
+  /** Waits for late events and returns what arrived since `roundStart` (empty: quiet). */
+  roundEnd(): Promise<Suspects>;
+}
+
+export interface VolumeCaptureOptions {
+  clock: Clock;
+  /** The last state's tree, updated in place (the caller drops it if the point fails). */
+  tree: VolumeTree;
+  /** What changed since the last point; a full rescan when absent. */
+  suspects?: Suspects;
+  /** The watcher, when one runs; otherwise rounds after the first are stat-only rescans. */
+  live?: LiveChanges;
+  /** Read from a btrfs snapshot where the tree lies on btrfs (default true). */
+  useSnapshots?: boolean;
+  onNote?: (line: string) => void;
+}
+
+export type VolumeCaptureResult =
+  | { changed: true; state: StateRow; notes: string[]; postHookError?: string }
+  | { changed: false; latest: StateRow | null; notes: string[]; postHookError?: string };
+
+/**
+ * One point of a volume: runs the pre-hook, reads the changed part of the tree (from a read-only
+ * btrfs snapshot where it can), re-reads what changed meanwhile until a round finds nothing new
+ * (bounded), and commits the consolidated update, then runs the post-hook. The update holds the
+ * new content blocks and, per changed path, its entry as of the point (or its removal).
+ */
+export async function captureVolumePoint(
+  archive: Archive,
+  latest: StateRow | null,
+  options: VolumeCaptureOptions,
+): Promise<VolumeCaptureResult> {
+  const { manifest } = archive;
+  const settings = manifest.volume;
+  if (!settings) throw new TidemarkError('internal', 'not a volume archive');
+  const root = manifest.primary.path;
+  checkRoot(root);
+  const hookEnv = { tree: root, archive: archive.dir };
+  if (settings.preHook) {
+    const pre = runHook(settings.preHook, 'pre', hookEnv);
+    if (!pre.ok)
+      throw new TidemarkError('volume.pre-hook-failed', `point skipped: ${pre.reason}`, {
+        retryable: true,
+      });
+  }
+  let result: VolumeCaptureResult;
+  let postHookError: string | undefined;
+  try {
+    result = await capture(archive, latest, options);
+  } finally {
+    // The post-hook runs after every point that ran its pre-hook, committed or not.
+    if (settings.postHook) {
+      const post = runHook(settings.postHook, 'post', hookEnv);
+      if (!post.ok) postHookError = post.reason;
+    }
+  }
+  if (postHookError) result.postHookError = postHookError;
+  return result;
+}
+
+function checkRoot(root: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new TidemarkError(
+      code === 'ENOENT' ? 'primary.vanished' : 'primary.unreadable',
+      code === 'ENOENT'
+        ? `the protected folder ${root} is gone (unmounted or removed)`
+        : `cannot read ${root}: ${(err as Error).message}`,
+    );
+  }
+  if (!st.isDirectory())
+    throw new TidemarkError('primary.vanished', `${root} is no longer a folder`);
+}
+
+async function capture(
+  archive: Archive,
+  latest: StateRow | null,
+  options: VolumeCaptureOptions,
+): Promise<VolumeCaptureResult> {
+  const { manifest } = archive;
+  const root = manifest.primary.path;
+  const stateId = latest ? latest.id + 1 : 0;
+  const time = options.clock.now();
+  const notes: string[] = [];
+  let snapshot: TreeSnapshot | undefined;
+  if (options.useSnapshots !== false) {
+    try {
+      snapshot = snapshotTree(root, manifest.archiveId.slice(0, 8));
+    } catch (err) {
+      notes.push(`btrfs snapshot failed, reading the live tree: ${errorLine(err)}`);
+    }
+  }
+  const sink = new BlockSink(
+    archive.store,
+    archive.catalog,
+    updateName(stateId),
+    manifest.blockSize,
+  );
+  try {
+    const readRoot = Buffer.from(snapshot ? snapshot.readRoot : root);
+    const scanner = new TreeScanner(
+      readRoot,
+      options.tree,
+      new Excludes(manifest.volume?.excludes ?? []),
+      new FileBlockReader(manifest.blockSize, sink),
+    );
+    // A snapshot is frozen: one pass over it is the point, whatever the watcher saw meanwhile.
+    const grade = snapshot
+      ? await scanOnce(scanner, options.suspects ?? { ...emptySuspects(), all: true })
+      : await scanUntilQuiet(scanner, options);
+    await sink.flush();
+    for (const [p, reason] of scanner.notes) notes.push(`${displayPath(p)}: ${reason}`);
+    return await commit(archive, latest, stateId, time, options.tree, scanner, sink, grade, notes);
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  } finally {
+    try {
+      snapshot?.release();
+    } catch (err) {
+      options.onNote?.(
+        `could not delete the btrfs snapshot ${snapshot?.snapshotDir}: ${errorLine(err)}`,
+      );
+    }
+  }
+}
+
+interface Grade {
+  consistency: Consistency;
+  reason?: string;
+}
+
+async function scanOnce(scanner: TreeScanner, suspects: Suspects): Promise<Grade> {
+  await scanner.scan(suspects);
+  return { consistency: 'snapshot' };
+}
+
+async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOptions): Promise<Grade> {
+  let suspects = options.suspects ?? { ...emptySuspects(), all: true };
+  let lastChanged: string[] = [];
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    options.live?.roundStart();
+    const report = await scanner.scan(suspects);
+    const unsettled = [...report.unsettled];
+    if (options.live) {
+      const arrived = await options.live.roundEnd();
+      if (arrived.paths.size === 0 && arrived.dirs.size === 0 && unsettled.length === 0)
+        return { consistency: 'quiescent' };
+      for (const p of unsettled) arrived.paths.add(p);
+      suspects = arrived;
+      lastChanged = [...arrived.paths];
+    } else {
+      // No watcher: a rescan of metadata tells whether anything moved while the round read.
+      if (round > 0 && report.changed === 0 && unsettled.length === 0)
+        return { consistency: 'quiescent' };
+      suspects = { ...emptySuspects(), all: true };
+      for (const p of unsettled) suspects.paths.add(p);
+      lastChanged = unsettled;
+    }
+  }
+  const example = lastChanged[0] === undefined ? '' : ` (e.g. ${displayPath(lastChanged[0])})`;
+  return {
+    consistency: 'none',
+    reason: `the tree kept changing while it was read, ${MAX_ROUNDS} rounds${example}`,
+  };
+}
+
+async function commit(
+  archive: Archive,
+  latest: StateRow | null,
+  stateId: number,
+  time: Date,
+  tree: VolumeTree,
+  scanner: TreeScanner,
+  sink: BlockSink,
+  grade: Grade,
+  notes: string[],
+): Promise<VolumeCaptureResult> {
+  const changes: EntryChange[] = [];
+  let changedFiles = 0;
+  let changedBlocks = 0;
+  const paths = [...scanner.before.keys()].sort();
+  for (const p of paths) {
+    const before = scanner.before.get(p);
+    const after = tree.get(p);
+    if (!after) {
+      if (before) {
+        changes.push({ op: 'delete', path: p });
+        changedFiles++;
+      }
+      continue;
+    }
+    changes.push({ op: 'upsert', entry: after });
+    if (!before || !sameEntry(before, after)) {
+      changedFiles++;
+      changedBlocks += blocksDiffering(before?.blocks, after.blocks);
+    }
+  }
+  const unreadable = [...scanner.unreadable].map(([p, reason]) => ({
+    path: displayPath(p),
+    reason,
+  }));
+  if (latest && changedFiles === 0) {
+    await sink.abort();
+    return { changed: false, latest, notes };
+  }
+  const writer = await sink.ensureWriter();
+  // Deletions first, so a folder replaced by a file of the same name, or the reverse, applies cleanly.
+  const ordered = [
+    ...changes.filter((c) => c.op === 'delete'),
+    ...changes.filter((c) => c.op === 'upsert'),
+  ];
+  let frame = Buffer.allocUnsafe(FRAME_BYTES);
+  let used = 0;
+  for (const c of ordered) {
+    const n = encodedLength(c);
+    if (used + n > frame.length && used > 0) {
+      await writer.addFrame(RECORD_ENTRY_FRAME, frame.subarray(0, used));
+      used = 0;
+    }
+    if (n > frame.length) frame = Buffer.allocUnsafe(n);
+    used = encodeChange(frame, used, c);
+  }
+  if (used > 0) await writer.addFrame(RECORD_ENTRY_FRAME, frame.subarray(0, used));
+  const { manifest } = archive;
+  const stateHash = tree.stateHash();
+  const meta: UpdateMeta = {
+    format: FORMAT_VERSION,
+    archiveId: manifest.archiveId,
+    stateId,
+    parentStateId: latest ? latest.id : null,
+    time: time.toISOString(),
+    blockSize: manifest.blockSize,
+    primarySize: tree.totalBytes(),
+    changedBlocks,
+    storedBlocks: writer.storedBlocks,
+    stateHash,
+    consistency: grade.consistency,
+    ...(grade.reason ? { consistencyReason: grade.reason } : {}),
+    changedFiles,
+    ...(unreadable.length > 0 ? { unreadable } : {}),
+  };
+  let size: number;
+  try {
+    size = await writer.finish(meta);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  const state: StateRow = {
+    id: stateId,
+    parent: meta.parentStateId,
+    time: meta.time,
+    timeMs: time.getTime(),
+    update: updateName(stateId),
+    changedBlocks,
+    storedBytes: size,
+    stateHash,
+    consistency: grade.consistency,
+    ...(grade.reason ? { consistencyReason: grade.reason } : {}),
+    changedFiles,
+    ...(unreadable.length > 0 ? { unreadable } : {}),
+  };
+  try {
+    archive.catalog.recordState(state, sink.blobs);
+  } catch (err) {
+    // As for devices: a state the caller is told failed must not appear later.
+    await archive.store.delete(state.update).catch(() => undefined);
+    throw err;
+  }
+  return { changed: true, state, notes };
+}
+
+/** Blocks of the new version that differ from the old one at the same position. */
+function blocksDiffering(before: Buffer | undefined, after: Buffer | undefined): number {
+  if (!after) return 0;
+  let n = 0;
+  for (let at = 0; at < after.length; at += HASH_BYTES) {
+    if (
+      !before ||
+      at + HASH_BYTES > before.length ||
+      before.compare(after, at, at + HASH_BYTES, at, at + HASH_BYTES) !== 0
+    )
+      n++;
+  }
+  return n;
+}
+
+function errorLine(err: unknown): string {
+  const e = err as { stderr?: Buffer | string; message?: string };
+  const said = e.stderr ? e.stderr.toString().trim().split('\n').pop() : undefined;
+  return said || e.message || String(err);
+}

@@ -1,0 +1,235 @@
+import * as fs from 'node:fs';
+import type { Excludes } from './excludes.js';
+import type { FileBlockReader } from './file-blocks.js';
+import { typeOfStats, type VolumeEntry } from './volume-entry.js';
+import { joinPath, type VolumeTree } from './volume-tree.js';
+
+const SLASH = Buffer.from('/');
+
+/** What to look at in one round of a point. */
+export interface Suspects {
+  /** Compare the whole tree with the last state (a rescan). */
+  all: boolean;
+  /** Folders whose children are listed and compared (not recursively). */
+  dirs: Set<string>;
+  /** Paths whose content is read again even if their metadata look unchanged. */
+  paths: Set<string>;
+}
+
+export function emptySuspects(): Suspects {
+  return { all: false, dirs: new Set(), paths: new Set() };
+}
+
+export interface ScanReport {
+  /** Entries added, changed or removed in this round. */
+  changed: number;
+  /** Files whose size or mtime moved while they were read (read again next round). */
+  unsettled: Set<string>;
+}
+
+/**
+ * Brings `tree` (the last state's entries, updated in place) in line with the tree on disk for
+ * the suspects. Remembers, per path, the entry it had in the last state, so the point can write
+ * only what differs. A file that cannot be read keeps its last version and is reported; a file
+ * that vanishes while it is looked at is simply gone.
+ */
+export class TreeScanner {
+  /** Entry in the last state of every path this point touched (undefined: it did not exist). */
+  readonly before = new Map<string, VolumeEntry | undefined>();
+  readonly unreadable = new Map<string, string>();
+  readonly notes = new Map<string, string>();
+  private report: ScanReport = { changed: 0, unsettled: new Set() };
+
+  constructor(
+    private readonly readRoot: Buffer,
+    private readonly tree: VolumeTree,
+    private readonly excludes: Excludes,
+    private readonly files: FileBlockReader,
+  ) {}
+
+  async scan(s: Suspects): Promise<ScanReport> {
+    this.report = { changed: 0, unsettled: new Set() };
+    if (s.all) await this.examineDir('', true, false);
+    else {
+      for (const dir of s.dirs)
+        if (!this.excludedAnyLevel(dir)) await this.examineDir(dir, false, false);
+      for (const p of s.paths)
+        if (p !== '' && !this.excludedAnyLevel(p)) await this.examinePath(p, true, false);
+    }
+    return this.report;
+  }
+
+  private abs(rel: string): Buffer {
+    return rel === ''
+      ? this.readRoot
+      : Buffer.concat([this.readRoot, SLASH, Buffer.from(rel, 'latin1')]);
+  }
+
+  private excludedAnyLevel(rel: string): boolean {
+    let at = 0;
+    for (;;) {
+      const slash = rel.indexOf('/', at);
+      if (this.excludes.excludes(slash < 0 ? rel : rel.slice(0, slash))) return true;
+      if (slash < 0) return false;
+      at = slash + 1;
+    }
+  }
+
+  private async examineDir(dir: string, recursive: boolean, force: boolean): Promise<void> {
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(this.abs(dir), { encoding: 'buffer' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        if (dir !== '') this.remove(dir);
+        return;
+      }
+      // An unreadable folder keeps what the last state had in it.
+      this.unreadable.set(dir, describe(err));
+      return;
+    }
+    const live = new Set<string>();
+    for (const name of names) {
+      const rel = joinPath(dir, name.toString('latin1'));
+      if (this.excludes.excludes(rel)) continue;
+      live.add(rel);
+      await this.examinePath(rel, force, recursive);
+    }
+    for (const child of [...this.tree.childrenOf(dir)]) if (!live.has(child)) this.remove(child);
+  }
+
+  private remove(rel: string): void {
+    const removed = this.tree.delete(rel);
+    if (removed.length === 0) return;
+    for (const e of removed) this.touch(e.path, e);
+    this.report.changed++;
+  }
+
+  /** Records the last state's entry of `rel` before its first change in this point. */
+  private touch(rel: string, old: VolumeEntry | undefined): void {
+    if (!this.before.has(rel)) this.before.set(rel, old);
+  }
+
+  private async examinePath(rel: string, force: boolean, recursive: boolean): Promise<void> {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(this.abs(rel), { bigint: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') this.remove(rel);
+      else this.unreadable.set(rel, describe(err));
+      return;
+    }
+    const old = this.tree.get(rel);
+    const type = typeOfStats(st);
+    const same =
+      old !== undefined &&
+      old.type === type &&
+      old.mtimeNs === st.mtimeNs &&
+      old.ctimeNs === st.ctimeNs &&
+      old.ino === st.ino &&
+      BigInt(old.size) === (type === 'dir' ? 0n : st.size);
+    if (type === 'dir') {
+      if (!same) this.put(rel, entryOf(rel, st, 'dir'));
+      // A new folder is unknown below; a changed one may have gained or lost children.
+      if (!old || old.type !== 'dir' || recursive)
+        await this.examineDir(rel, recursive || !old || old.type !== 'dir', false);
+      else if (!same) await this.examineDir(rel, false, false);
+      return;
+    }
+    if (same && !(force && type === 'file')) return;
+    if (type !== 'file') {
+      const entry = entryOf(rel, st, type);
+      if (type === 'symlink') {
+        try {
+          entry.target = fs.readlinkSync(this.abs(rel), { encoding: 'buffer' }).toString('latin1');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.remove(rel);
+          else this.unreadable.set(rel, describe(err));
+          return;
+        }
+      }
+      if (type === 'socket') this.notes.set(rel, 'a socket: recorded, not restorable');
+      this.put(rel, entry);
+      return;
+    }
+    let content;
+    try {
+      content = await this.files.read(this.abs(rel));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') this.remove(rel);
+      else if (code === 'ELOOP') this.report.unsettled.add(rel);
+      else this.unreadable.set(rel, describe(err));
+      return;
+    }
+    if (content === 'not-a-file') {
+      this.report.unsettled.add(rel);
+      return;
+    }
+    this.unreadable.delete(rel);
+    if (content.changedWhileRead) this.report.unsettled.add(rel);
+    const entry = entryOf(rel, content.stat, 'file');
+    entry.size = content.size;
+    entry.blocks = content.blocks;
+    entry.contentHash = content.contentHash;
+    if (old && sameEntry(old, entry)) {
+      // Only tracking hints moved (a touch, a chmod back): keep them, count no change.
+      this.touch(rel, old);
+      this.tree.set(entry);
+      return;
+    }
+    this.put(rel, entry);
+  }
+
+  private put(rel: string, entry: VolumeEntry): void {
+    const old = this.tree.get(rel);
+    if (old && old.type === 'dir' && entry.type !== 'dir')
+      for (const p of [...this.tree.childrenOf(rel)]) this.remove(p);
+    this.touch(rel, old);
+    this.tree.set(entry);
+    this.report.changed++;
+  }
+}
+
+function entryOf(rel: string, st: fs.BigIntStats, type: VolumeEntry['type']): VolumeEntry {
+  return {
+    path: rel,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeNs: st.mtimeNs,
+    size: type === 'dir' ? 0 : Number(st.size),
+    rdev: type === 'char-device' || type === 'block-device' ? st.rdev : 0n,
+    ino: st.ino,
+    ctimeNs: st.ctimeNs,
+    nlink: Number(st.nlink),
+  };
+}
+
+/** Same state-relevant content and metadata (tracking hints aside). */
+export function sameEntry(a: VolumeEntry, b: VolumeEntry): boolean {
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.mtimeNs === b.mtimeNs &&
+    a.size === b.size &&
+    a.rdev === b.rdev &&
+    a.target === b.target &&
+    (a.contentHash === b.contentHash ||
+      (a.contentHash !== undefined &&
+        b.contentHash !== undefined &&
+        a.contentHash.equals(b.contentHash)))
+  );
+}
+
+function describe(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EACCES' || e.code === 'EPERM') return 'permission denied';
+  if (e.code === 'ENAMETOOLONG') return 'path too long';
+  return e.code ? `${e.code}: ${e.message}` : String(err);
+}

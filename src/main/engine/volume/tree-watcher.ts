@@ -1,0 +1,87 @@
+import * as path from 'node:path';
+import watcher from '@parcel/watcher';
+import type { Excludes } from './excludes.js';
+import type { LiveChanges } from './capture-volume.js';
+import type { PathJournal } from './path-journal.js';
+import { suspectsOf } from './path-journal.js';
+import type { Suspects } from './tree-scanner.js';
+
+/**
+ * @parcel/watcher delivers events after 50 ms of quiet, or every 500 ms while writes go on; a
+ * round waits this long before it believes that nothing more arrived.
+ */
+const SETTLE_MS = 150;
+
+/**
+ * The native watcher feeding the journal: every changed path (outside the excludes) is noted
+ * there as it arrives, and during a point the paths that arrive are also what the next round
+ * of the point reads again. A watcher error (an overflowed kernel queue) sets `lost`, which makes
+ * the next point a full rescan.
+ */
+export class TreeWatcher implements LiveChanges {
+  private subscription: watcher.AsyncSubscription | null = null;
+  private counting = false;
+  private arrived = new Set<string>();
+  lost = false;
+
+  private constructor(
+    private readonly root: string,
+    private readonly excludes: Excludes,
+    private readonly journal: PathJournal,
+  ) {}
+
+  static async start(
+    root: string,
+    excludes: Excludes,
+    journal: PathJournal,
+    ignore: string[],
+  ): Promise<TreeWatcher> {
+    const w = new TreeWatcher(root, excludes, journal);
+    w.subscription = await watcher.subscribe(
+      root,
+      (err, events) => {
+        if (err) {
+          w.lost = true;
+          return;
+        }
+        for (const ev of events) w.noteAbsolute(ev.path);
+      },
+      { ignore },
+    );
+    return w;
+  }
+
+  private noteAbsolute(abs: string): void {
+    const rel = path.relative(this.root, abs).split(path.sep).join('/');
+    if (rel === '' || rel.startsWith('..')) return;
+    // The watcher gives names as UTF-8 strings; a name that is not UTF-8 comes out mangled, so its
+    // folder is noted as well (the scan lists it with the real bytes).
+    const key = Buffer.from(rel, 'utf8').toString('latin1');
+    if (this.excludedAnyLevel(key)) return;
+    this.journal.note(key);
+    if (this.counting) this.arrived.add(key);
+  }
+
+  private excludedAnyLevel(rel: string): boolean {
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++)
+      if (this.excludes.excludes(parts.slice(0, i).join('/'))) return true;
+    return false;
+  }
+
+  roundStart(): void {
+    this.arrived = new Set();
+    this.counting = true;
+  }
+
+  async roundEnd(): Promise<Suspects> {
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    this.counting = false;
+    return suspectsOf(this.arrived);
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.unsubscribe();
+    this.subscription = null;
+  }
+}
