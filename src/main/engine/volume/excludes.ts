@@ -13,6 +13,9 @@ export const DEFAULT_EXCLUDES = [
   'node_modules/.cache',
   '__pycache__',
   '*.swp',
+  // SQLite's shared-memory index: rebuilt from the -wal file on open, and never consistent with
+  // it when copied while the database is in use.
+  '*-shm',
   '.tidemark-snapshot-*',
 ];
 
