@@ -185,7 +185,7 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
         return { consistency: 'quiescent' };
       suspects = { ...emptySuspects(), all: true };
       for (const p of unsettled) suspects.paths.add(p);
-      lastChanged = unsettled;
+      lastChanged = [...unsettled, ...report.examples];
     }
   }
   const example = lastChanged[0] === undefined ? '' : ` (e.g. ${displayPath(lastChanged[0])})`;

@@ -25,6 +25,8 @@ export interface ScanReport {
   changed: number;
   /** Files whose size or mtime moved while they were read (read again next round). */
   unsettled: Set<string>;
+  /** A few of the paths that changed, to name in a reason. */
+  examples: string[];
 }
 
 /**
@@ -38,7 +40,7 @@ export class TreeScanner {
   readonly before = new Map<string, VolumeEntry | undefined>();
   readonly unreadable = new Map<string, string>();
   readonly notes = new Map<string, string>();
-  private report: ScanReport = { changed: 0, unsettled: new Set() };
+  private report: ScanReport = { changed: 0, unsettled: new Set(), examples: [] };
 
   constructor(
     private readonly readRoot: Buffer,
@@ -48,7 +50,7 @@ export class TreeScanner {
   ) {}
 
   async scan(s: Suspects): Promise<ScanReport> {
-    this.report = { changed: 0, unsettled: new Set() };
+    this.report = { changed: 0, unsettled: new Set(), examples: [] };
     if (s.all) await this.examineDir('', true, false);
     else {
       for (const dir of s.dirs)
@@ -103,7 +105,7 @@ export class TreeScanner {
     const removed = this.tree.delete(rel);
     if (removed.length === 0) return;
     for (const e of removed) this.touch(e.path, e);
-    this.report.changed++;
+    this.counted(rel);
   }
 
   /** Records the last state's entry of `rel` before its first change in this point. */
@@ -189,7 +191,12 @@ export class TreeScanner {
       for (const p of [...this.tree.childrenOf(rel)]) this.remove(p);
     this.touch(rel, old);
     this.tree.set(entry);
+    this.counted(rel);
+  }
+
+  private counted(rel: string): void {
     this.report.changed++;
+    if (this.report.examples.length < 3) this.report.examples.push(rel);
   }
 }
 
