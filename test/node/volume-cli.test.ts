@@ -160,7 +160,7 @@ describe('volume commands', () => {
     // Flip one bit in the block stored by state 1 (new.bin's 5000 bytes of 3s, stored raw or zstd).
     const update = path.join(arch, 'updates', '0000000001.tmu');
     const bytes = fs.readFileSync(update);
-    bytes[16 + 48 + 2] ^= 1;
+    bytes[16 + 48 + 2]! ^= 1;
     fs.writeFileSync(update, bytes);
     const bad = tidemark('verify', arch, '--json');
     expect(bad.code).toBe(1);
