@@ -216,19 +216,21 @@ describe('a primary that cannot be backed up', () => {
     expect(fs.existsSync(archive)).toBe(false);
   });
 
-  it('refuses a folder given as the primary, and leaves an empty archive folder empty', () => {
+  it('takes a folder given as the primary as a volume (issue 3), not as a device', () => {
     const dir = tempDir();
     const folder = path.join(dir, 'photos');
     fs.mkdirSync(folder);
     fs.writeFileSync(path.join(folder, 'a.jpg'), 'not a disk');
     const archive = path.join(dir, 'archive');
     fs.mkdirSync(archive);
-    const before = tree(dir);
+    expect(tidemark('init', folder, archive).code).toBe(0);
+    const manifest = JSON.parse(fs.readFileSync(path.join(archive, 'tidemark.json'), 'utf8'));
+    expect(manifest.primary.kind).toBe('volume');
+    // Device options make no sense for a folder: the device path refuses them as before.
     expectRefused(
-      tidemark('init', folder, archive),
-      /photos is a folder; device mode needs a disk image or a block device/,
+      tidemark('init', folder, path.join(dir, 'other'), '--rollback'),
+      /Unknown option '--rollback'/,
     );
-    expect(tree(dir)).toEqual(before);
   });
 
   it('refuses a FIFO (no device to read), without blocking on it', () => {
