@@ -98,20 +98,21 @@ describe('tidemark watch', () => {
     j.note('a/b');
     j.note('a/b');
     j.note('c');
+    j.noteFolder('a');
     j.close();
     j = PathJournal.open(file);
-    expect(j.size).toBe(2);
+    expect(j.size).toBe(3);
     const rotation = j.rotate();
-    expect([...rotation.suspects.paths].sort()).toEqual(['a/b', 'c']);
-    expect([...rotation.suspects.dirs].sort()).toEqual(['', 'a']);
+    expect([...rotation.suspects.paths].sort()).toEqual(['a', 'a/b', 'c']);
+    expect([...rotation.suspects.dirs]).toEqual(['a']);
     j.note('d');
     j.close();
     // A crash after the rotation: reopening gives the rotated paths back too.
     j = PathJournal.open(file);
-    expect(j.size).toBe(3);
+    expect(j.size).toBe(4);
     const r2 = j.rotate();
     r2.settle(false);
-    expect(j.size).toBe(3);
+    expect(j.size).toBe(4);
     j.rotate().settle(true);
     j.close();
     expect(PathJournal.open(file).size).toBe(0);

@@ -2,15 +2,20 @@ import * as fs from 'node:fs';
 import { emptySuspects, type Suspects } from './tree-scanner.js';
 import { parentOf } from './volume-tree.js';
 
+/** Set in a record's length: the record names a folder whose list of names must be read again. */
+const FOLDER_FLAG = 0x80000000;
+
 /**
- * The journal of a volume: tree paths the watcher saw change during the current interval. It is
- * an append-only log (u32 length + path bytes per record), so a crash or restart between two
- * points loses nothing; a path already noted in the interval is not logged again. At a point
- * the interval's paths are rotated out and dropped only once the update is committed.
+ * The journal of a volume: tree paths the watcher saw change during the current interval, and
+ * folders to list again (where the watcher could not name a path exactly). It is an append-only
+ * log (u32 length, top bit set for a folder, then the path bytes), so a crash or restart between
+ * two points loses nothing; a path already noted in the interval is not logged again. At a
+ * point the interval's paths are rotated out and dropped only once the update is committed.
  */
 export class PathJournal {
   private fd: number;
   private readonly noted = new Set<string>();
+  private readonly folders = new Set<string>();
   private readonly head = Buffer.alloc(4);
 
   private constructor(readonly file: string) {
@@ -25,35 +30,53 @@ export class PathJournal {
       fs.writeSync(journal.fd, fs.readFileSync(ending));
       fs.rmSync(ending, { force: true });
     }
-    for (const p of readLog(fs.readFileSync(file))) journal.noted.add(p);
+    for (const [p, folder] of readLog(fs.readFileSync(file)))
+      (folder ? journal.folders : journal.noted).add(p);
     return journal;
   }
 
   get size(): number {
-    return this.noted.size;
+    return this.noted.size + this.folders.size;
   }
 
+  /** A path whose entry may have changed (or appeared, or gone). */
   note(rel: string): void {
     if (this.noted.has(rel)) return;
     this.noted.add(rel);
+    this.append(rel, 0);
+  }
+
+  /** A folder whose names must be listed again. */
+  noteFolder(rel: string): void {
+    if (this.folders.has(rel)) return;
+    this.folders.add(rel);
+    this.append(rel, FOLDER_FLAG);
+  }
+
+  private append(rel: string, flag: number): void {
     const bytes = Buffer.from(rel, 'latin1');
-    this.head.writeUInt32LE(bytes.length, 0);
+    this.head.writeUInt32LE((bytes.length | flag) >>> 0, 0);
     fs.writeSync(this.fd, Buffer.concat([this.head, bytes]));
   }
 
   /** The interval ending now, as suspects: each path, and its folder for names that came or went. */
   rotate(): { suspects: Suspects; settle(committed: boolean): void } {
     const paths = [...this.noted];
+    const folders = [...this.folders];
     const ending = `${this.file}.ending`;
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     fs.renameSync(this.file, ending);
     this.fd = fs.openSync(this.file, 'a+');
     this.noted.clear();
+    this.folders.clear();
     return {
-      suspects: suspectsOf(paths),
+      suspects: suspectsOf(paths, folders),
       settle: (committed) => {
-        if (!committed) for (const p of paths) this.note(p);
+        if (!committed) {
+          for (const p of paths) this.note(p);
+          for (const f of folders) this.noteFolder(f);
+        }
         fs.rmSync(ending, { force: true });
       },
     };
@@ -64,21 +87,29 @@ export class PathJournal {
   }
 }
 
-export function suspectsOf(paths: Iterable<string>): Suspects {
+/**
+ * Paths are looked at themselves (a removed path is found gone, a new folder is walked whole), and
+ * so are their folders, whose mtime a name coming or going moves; a folder is listed only when its
+ * own metadata moved, or when it is named as such.
+ */
+export function suspectsOf(paths: Iterable<string>, folders: Iterable<string> = []): Suspects {
   const s = emptySuspects();
   for (const p of paths) {
     s.paths.add(p);
-    s.dirs.add(parentOf(p));
+    const parent = parentOf(p);
+    if (parent !== '') s.paths.add(parent);
   }
+  for (const f of folders) s.dirs.add(f);
   return s;
 }
 
-function* readLog(log: Buffer): Generator<string> {
+function* readLog(log: Buffer): Generator<[string, boolean]> {
   let at = 0;
   while (at + 4 <= log.length) {
-    const n = log.readUInt32LE(at);
+    const word = log.readUInt32LE(at);
+    const n = (word & ~FOLDER_FLAG) >>> 0;
     if (at + 4 + n > log.length) return; // a record cut by a crash: the rescan covers it
-    yield log.toString('latin1', at + 4, at + 4 + n);
+    yield [log.toString('latin1', at + 4, at + 4 + n), (word & FOLDER_FLAG) !== 0];
     at += 4 + n;
   }
 }

@@ -22,6 +22,7 @@ export class TreeWatcher implements LiveChanges {
   private subscription: watcher.AsyncSubscription | null = null;
   private counting = false;
   private arrived = new Set<string>();
+  private arrivedFolders = new Set<string>();
   lost = false;
 
   private constructor(
@@ -54,12 +55,17 @@ export class TreeWatcher implements LiveChanges {
   private noteAbsolute(abs: string): void {
     const rel = path.relative(this.root, abs).split(path.sep).join('/');
     if (rel === '' || rel.startsWith('..')) return;
-    // The watcher gives names as UTF-8 strings; a name that is not UTF-8 comes out mangled, so its
-    // folder is noted as well (the scan lists it with the real bytes).
     const key = Buffer.from(rel, 'utf8').toString('latin1');
     if (this.excludedAnyLevel(key)) return;
     this.journal.note(key);
     if (this.counting) this.arrived.add(key);
+    if (rel.includes('\uFFFD')) {
+      // The watcher gives names as UTF-8 strings, so a name that is not UTF-8 comes out mangled:
+      // its folder is listed again, which finds it under its real bytes.
+      const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/')) : '';
+      this.journal.noteFolder(folder);
+      if (this.counting) this.arrivedFolders.add(folder);
+    }
   }
 
   private excludedAnyLevel(rel: string): boolean {
@@ -71,13 +77,14 @@ export class TreeWatcher implements LiveChanges {
 
   roundStart(): void {
     this.arrived = new Set();
+    this.arrivedFolders = new Set();
     this.counting = true;
   }
 
   async roundEnd(): Promise<Suspects> {
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     this.counting = false;
-    return suspectsOf(this.arrived);
+    return suspectsOf(this.arrived, this.arrivedFolders);
   }
 
   async stop(): Promise<void> {
