@@ -31,6 +31,13 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
+// Volume mode has its own section and options (bench/volume.js).
+if (process.argv.includes('--volume')) {
+  const { runVolumeBench } = await import('./volume.js');
+  await runVolumeBench();
+  process.exit(0);
+}
+
 const { values: opt } = parseArgs({
   options: {
     'block-sizes': { type: 'boolean', default: false },
@@ -56,6 +63,7 @@ if (opt.help) {
   --sparse-size G   size of the sparse image in GiB (default 64)
   --seed N          seed of the changes (default 1)
   --workdir DIR     where the temporary folder goes (default: .tmp/ in the repository)
+  --volume          run the volume-mode section instead (node bench/volume.js --help)
 `);
   process.exit(0);
 }

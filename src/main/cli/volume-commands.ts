@@ -145,13 +145,14 @@ function describeVolumeState(s: StateInfo): string {
 }
 
 /** Prints a point's outcome; the warnings (unreadable files, notes) go to stderr. */
-function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out): void {
+function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out, pointMs?: number): void {
   if (json) {
+    const took = pointMs === undefined ? {} : { pointMs: Math.round(pointMs) };
     out(
       JSON.stringify(
         result.changed
-          ? { changed: true, state: result.state, notes: result.notes }
-          : { changed: false, notes: result.notes },
+          ? { changed: true, state: result.state, notes: result.notes, ...took }
+          : { changed: false, notes: result.notes, ...took },
       ),
     );
   } else if (result.changed) out(describeVolumeState(result.state));
@@ -299,13 +300,15 @@ async function watch(rest: string[], out: Out): Promise<number> {
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let startedAt = 0;
   try {
     await watchVolume(args[0] as string, {
       everyMs,
       signal: stop.signal,
       ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+      onPointStart: () => (startedAt = performance.now()),
       onPoint: ({ result, error }) => {
-        if (result) reportPoint(result, values.json === true, out);
+        if (result) reportPoint(result, values.json === true, out, performance.now() - startedAt);
         else
           warn(
             error instanceof TidemarkError

@@ -210,6 +210,8 @@ export interface WatchOptions {
   signal: AbortSignal;
   clock?: Clock;
   useSnapshots?: boolean;
+  /** A point begins (its pre-hook, then the capture). */
+  onPointStart?: () => void;
   /** Each point's outcome, or its error (the watch goes on). */
   onPoint: (outcome: { result?: VolumeCaptureResult; error?: unknown }) => void;
 }
@@ -235,6 +237,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
       if (watcher.lost) rescan = true;
       watcher.lost = false;
       if (!rescan && journal.size === 0) continue;
+      options.onPointStart?.();
       const rotation = journal.rotate();
       try {
         const latest = archive.catalog.latestState() ?? null;
