@@ -24,7 +24,12 @@ import { archiveIoError } from './storage/io-errors.js';
 import { FolderStore, makeDirs } from './storage/folder-store.js';
 import type { VerifyOptions } from './verify.js';
 import { captureVolumePoint, type VolumeCaptureResult } from './volume/capture-volume.js';
-import { archiveInsideTree, DEFAULT_EXCLUDES, Excludes } from './volume/excludes.js';
+import {
+  archiveInsideTree,
+  DEFAULT_EXCLUDES,
+  Excludes,
+  SNAPSHOT_EXCLUDE,
+} from './volume/excludes.js';
 import { fileHistory, diffStates } from './volume/history.js';
 import { PathJournal } from './volume/path-journal.js';
 import { restoreVolumeState, type VolumeRestoreOptions } from './volume/restore-volume.js';
@@ -90,7 +95,8 @@ export async function initVolumeArchive(
     ];
     const inside = archiveInsideTree(root, fs.realpathSync(dir));
     if (inside) excludes.push(inside);
-    new Excludes(excludes);
+    // The btrfs snapshot a point reads from may lie inside the tree: never part of it.
+    if (!excludes.includes(SNAPSHOT_EXCLUDE)) excludes.push(SNAPSHOT_EXCLUDE);
     const manifest = newManifest({
       archiveId: randomUUID(),
       createdAt: (options.clock ?? systemClock).now().toISOString(),

@@ -4,6 +4,9 @@ import * as path from 'node:path';
  * Left out unless the user says otherwise: caches and trash, which change often and are
  * rebuilt or emptied anyway, and the folder a btrfs point is read from.
  */
+/** Where a btrfs point's read-only snapshot is made (btrfs-snapshot.ts); always excluded. */
+export const SNAPSHOT_EXCLUDE = '.tidemark-snapshot-*';
+
 export const DEFAULT_EXCLUDES = [
   '.cache',
   '.Trash',
@@ -16,7 +19,7 @@ export const DEFAULT_EXCLUDES = [
   // SQLite's shared-memory index: rebuilt from the -wal file on open, and never consistent with
   // it when copied while the database is in use.
   '*-shm',
-  '.tidemark-snapshot-*',
+  SNAPSHOT_EXCLUDE,
 ];
 
 /**

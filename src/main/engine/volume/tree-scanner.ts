@@ -102,7 +102,9 @@ export class TreeScanner {
   }
 
   private remove(rel: string): void {
+    const index = this.inodeIndex();
     const removed = this.tree.delete(rel);
+    for (const e of removed) if (e.type === 'file') index.set(e.ino, e);
     if (removed.length === 0) return;
     for (const e of removed) this.touch(e.path, e);
     this.counted(rel);
@@ -156,6 +158,19 @@ export class TreeScanner {
       this.put(rel, entry);
       return;
     }
+    const moved = force ? undefined : this.movedContent(st);
+    if (moved) {
+      // Renamed or moved (its folder with it): same inode, size, mtime and ctime mean the same
+      // content, which need not be read again.
+      const entry = entryOf(rel, st, 'file');
+      entry.blocks = moved.blocks;
+      entry.contentHash = moved.contentHash;
+      if (old && sameEntry(old, entry)) {
+        this.touch(rel, old);
+        this.tree.set(entry);
+      } else this.put(rel, entry);
+      return;
+    }
     let content;
     try {
       content = await this.files.read(this.abs(rel));
@@ -183,6 +198,28 @@ export class TreeScanner {
       return;
     }
     this.put(rel, entry);
+  }
+
+  /** Files of the last state (and those removed in this point) by inode, built on first need. */
+  private byInode: Map<bigint, VolumeEntry> | null = null;
+
+  private inodeIndex(): Map<bigint, VolumeEntry> {
+    if (!this.byInode) {
+      this.byInode = new Map();
+      for (const e of this.tree.sorted()) if (e.type === 'file') this.byInode.set(e.ino, e);
+    }
+    return this.byInode;
+  }
+
+  private movedContent(st: fs.BigIntStats): VolumeEntry | undefined {
+    const e = this.inodeIndex().get(st.ino);
+    const same =
+      e !== undefined &&
+      e.blocks !== undefined &&
+      BigInt(e.size) === st.size &&
+      e.mtimeNs === st.mtimeNs &&
+      e.ctimeNs === st.ctimeNs;
+    return same ? e : undefined;
   }
 
   private put(rel: string, entry: VolumeEntry): void {
