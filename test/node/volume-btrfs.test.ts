@@ -91,5 +91,18 @@ describe.skipIf(skip)(`a tree on btrfs${skip ? ` (skipped: ${skip})` : ''}`, () 
     } finally {
       await stopProcess(writer2);
     }
+
+    // A drive protected at its mount point: unmounted, its empty mount point is not read as a
+    // tree whose files were all deleted.
+    const whole = path.join(dir, 'arch-whole');
+    expect(tidemarkJson<State>('init', mnt, whole).consistency).toBe('snapshot');
+    sh('umount', [mnt]);
+    mounted.splice(mounted.indexOf(mnt), 1);
+    const r = tidemark('snapshot', whole);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^tidemark: .*mnt was a mounted drive and nothing is mounted there now/,
+    );
+    expect(tidemarkJson<State[]>('states', whole)).toHaveLength(1);
   }, 120_000);
 });

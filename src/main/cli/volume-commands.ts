@@ -307,6 +307,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
       signal: stop.signal,
       ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
       onPointStart: () => (startedAt = performance.now()),
+      onNote: (line) => warn(`note: ${line}`),
       onPoint: ({ result, error }) => {
         if (result) reportPoint(result, values.json === true, out, performance.now() - startedAt);
         else

@@ -23,7 +23,11 @@ import type { StateSelector } from './restore.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { FolderStore, makeDirs } from './storage/folder-store.js';
 import type { VerifyOptions } from './verify.js';
-import { captureVolumePoint, type VolumeCaptureResult } from './volume/capture-volume.js';
+import {
+  captureVolumePoint,
+  isMountPoint,
+  type VolumeCaptureResult,
+} from './volume/capture-volume.js';
 import {
   archiveInsideTree,
   DEFAULT_EXCLUDES,
@@ -106,6 +110,7 @@ export async function initVolumeArchive(
         excludes,
         ...(options.preHook ? { preHook: options.preHook } : {}),
         ...(options.postHook ? { postHook: options.postHook } : {}),
+        ...(isMountPoint(root) ? { mountPoint: true } : {}),
       },
     });
     const writer = await new FolderStore(dir).create(MANIFEST_NAME);
@@ -182,7 +187,7 @@ export async function snapshotVolume(
   archiveDir: string,
   options: VolumeSnapshotOptions = {},
 ): Promise<VolumeCaptureResult> {
-  const archive = await Archive.open(archiveDir, { write: true });
+  const archive = await openVolumeWriter(archiveDir);
   try {
     const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
     const rotation = journal.rotate();
@@ -218,6 +223,8 @@ export interface WatchOptions {
   useSnapshots?: boolean;
   /** A point begins (its pre-hook, then the capture). */
   onPointStart?: () => void;
+  /** Something the user should know that is not a point's outcome. */
+  onNote?: (line: string) => void;
   /** Each point's outcome, or its error (the watch goes on). */
   onPoint: (outcome: { result?: VolumeCaptureResult; error?: unknown }) => void;
 }
@@ -228,20 +235,26 @@ export interface WatchOptions {
  * after start is a full rescan, so changes made while nothing watched are in it.
  */
 export async function watchVolume(archiveDir: string, options: WatchOptions): Promise<void> {
-  const archive = await Archive.open(archiveDir, { write: true });
+  const archive = await openVolumeWriter(archiveDir);
   const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
   let watcher: TreeWatcher | null = null;
   try {
     const root = archive.manifest.primary.path;
     const excludes = new Excludes(archive.manifest.volume?.excludes ?? []);
-    watcher = await TreeWatcher.start(root, excludes, journal, [archive.dir]);
+    try {
+      watcher = await TreeWatcher.start(root, excludes, journal, [archive.dir]);
+    } catch (err) {
+      // No watcher (the tree is gone for now, or the system's watch limit is reached): every point
+      // rescans instead, which costs more but misses nothing.
+      options.onNote?.(`no file watcher (${(err as Error).message}): every point rescans the tree`);
+    }
     let rescan = true;
     let cached: { id: number; tree: VolumeTree } | null = null;
     while (!options.signal.aborted) {
       await sleep(options.everyMs, options.signal);
       if (options.signal.aborted) break;
-      if (watcher.lost) rescan = true;
-      watcher.lost = false;
+      if (!watcher || watcher.lost) rescan = true;
+      if (watcher) watcher.lost = false;
       if (!rescan && journal.size === 0) continue;
       options.onPointStart?.();
       const rotation = journal.rotate();
@@ -258,7 +271,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
           clock: options.clock ?? systemClock,
           tree,
           suspects: rescan ? { ...emptySuspects(), all: true } : rotation.suspects,
-          live: watcher,
+          ...(watcher ? { live: watcher } : {}),
           ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
         });
         rotation.settle(true);
@@ -347,6 +360,17 @@ export async function verifyVolume(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   return withReader(archiveDir, (archive) => verifyVolumeArchive(archive, options));
+}
+
+async function openVolumeWriter(dir: string): Promise<Archive> {
+  if (!fs.existsSync(dir))
+    throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
+  const archive = await Archive.open(dir, { write: true });
+  if (!isVolumeManifest(archive.manifest)) {
+    await archive.close();
+    throw new TidemarkError('usage', `${archive.dir} is the archive of a device, not of a folder`);
+  }
+  return archive;
 }
 
 async function withReader<T>(dir: string, fn: (archive: Archive) => Promise<T> | T): Promise<T> {

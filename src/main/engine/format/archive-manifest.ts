@@ -13,6 +13,8 @@ export interface VolumeSettings {
   /** Shell commands run before and after each point; a failing pre-hook skips the point. */
   preHook?: string;
   postHook?: string;
+  /** The tree was a mount point at init: a point refuses it while nothing is mounted there. */
+  mountPoint?: boolean;
 }
 
 /** Written once at init; says what the archive protects and how. */

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
@@ -61,7 +62,7 @@ export async function captureVolumePoint(
   const settings = manifest.volume;
   if (!settings) throw new TidemarkError('internal', 'not a volume archive');
   const root = manifest.primary.path;
-  checkRoot(root);
+  checkRoot(root, settings.mountPoint === true);
   const hookEnv = { tree: root, archive: archive.dir };
   if (settings.preHook) {
     const pre = runHook(settings.preHook, 'pre', hookEnv);
@@ -85,7 +86,13 @@ export async function captureVolumePoint(
   return result;
 }
 
-function checkRoot(root: string): void {
+/** Whether `dir` is the root of a mounted filesystem (its device differs from its parent's). */
+export function isMountPoint(dir: string): boolean {
+  const parent = path.dirname(dir);
+  return parent !== dir && fs.statSync(dir).dev !== fs.statSync(parent).dev;
+}
+
+function checkRoot(root: string, wasMountPoint: boolean): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(root);
@@ -100,6 +107,14 @@ function checkRoot(root: string): void {
   }
   if (!st.isDirectory())
     throw new TidemarkError('primary.vanished', `${root} is no longer a folder`);
+  if (wasMountPoint && !isMountPoint(root)) {
+    // An unmounted drive leaves its empty mount point: read as is, every file would be "removed".
+    throw new TidemarkError(
+      'primary.vanished',
+      `${root} was a mounted drive and nothing is mounted there now: mount it, then try again`,
+      { retryable: true },
+    );
+  }
 }
 
 async function capture(
