@@ -40,7 +40,6 @@ export interface VolumeCaptureOptions {
   live?: LiveChanges;
   /** Read from a btrfs snapshot where the tree lies on btrfs (default true). */
   useSnapshots?: boolean;
-  onNote?: (line: string) => void;
 }
 
 export type VolumeCaptureResult =
@@ -163,9 +162,8 @@ async function capture(
     try {
       snapshot?.release();
     } catch (err) {
-      options.onNote?.(
-        `could not delete the btrfs snapshot ${snapshot?.snapshotDir}: ${errorLine(err)}`,
-      );
+      // The result (if any) carries this array: the note reaches the user with the point.
+      notes.push(`could not delete the btrfs snapshot ${snapshot?.snapshotDir}: ${errorLine(err)}`);
     }
   }
 }
