@@ -33,6 +33,16 @@ export class BlockSink {
     return (this.writer ??= await UpdateWriter.create(this.store, this.updateName, this.blockSize));
   }
 
+  /**
+   * The hashes of a run of blocks (a chunk of a big file) that the archive does not hold yet, in
+   * one catalog query: the others need not even be copied into the arena.
+   */
+  unknownOf(hashes: Buffer[]): Set<Buffer> {
+    const fresh = hashes.filter((h) => !this.storedHere.has(h.toString('latin1')));
+    const known = this.catalog.findBlobs(fresh);
+    return new Set(fresh.filter((h) => !known.has(h.toString('hex'))));
+  }
+
   /** Queues one block (copied: `data` may be reused once this resolves). */
   async add(hash: Buffer, data: Buffer): Promise<void> {
     if (this.used + data.length > ARENA_BYTES || this.pending.length >= BATCH_BLOCKS)

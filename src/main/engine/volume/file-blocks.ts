@@ -45,13 +45,23 @@ export class FileBlockReader {
       while (size < want) {
         const n = readFully(fd, this.buffer, Math.min(perRead, want - size), size);
         if (n === 0) break;
+        const hashes: Buffer[] = [];
         for (let at = 0; at < n; at += this.blockSize) {
-          const data = this.buffer.subarray(at, Math.min(n, at + this.blockSize));
-          const hash = hashBlock(data);
+          const hash = hashBlock(this.buffer.subarray(at, Math.min(n, at + this.blockSize)));
           if ((count + 1) * HASH_BYTES > blocks.length) blocks = grow(blocks);
           hash.copy(blocks, count * HASH_BYTES);
           count++;
-          if (this.sink) await this.sink.add(hash, data);
+          hashes.push(hash);
+        }
+        if (this.sink) {
+          // A big file changed in a few places: most of its blocks are known, and are left alone.
+          const unknown = hashes.length >= 16 ? this.sink.unknownOf(hashes) : null;
+          for (let i = 0; i < hashes.length; i++) {
+            const hash = hashes[i] as Buffer;
+            if (unknown && !unknown.has(hash)) continue;
+            const at = i * this.blockSize;
+            await this.sink.add(hash, this.buffer.subarray(at, Math.min(n, at + this.blockSize)));
+          }
         }
         size += n;
       }

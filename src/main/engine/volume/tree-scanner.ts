@@ -102,11 +102,14 @@ export class TreeScanner {
   }
 
   private remove(rel: string): void {
+    if (!this.tree.has(rel)) return;
+    // What goes may come back elsewhere (a move seen as removal, then creation): keep it findable.
     const index = this.inodeIndex();
     const removed = this.tree.delete(rel);
-    for (const e of removed) if (e.type === 'file') index.set(e.ino, e);
-    if (removed.length === 0) return;
-    for (const e of removed) this.touch(e.path, e);
+    for (const e of removed) {
+      if (e.type === 'file') index.set(e.ino, e);
+      this.touch(e.path, e);
+    }
     this.counted(rel);
   }
 
@@ -206,7 +209,7 @@ export class TreeScanner {
   private inodeIndex(): Map<bigint, VolumeEntry> {
     if (!this.byInode) {
       this.byInode = new Map();
-      for (const e of this.tree.sorted()) if (e.type === 'file') this.byInode.set(e.ino, e);
+      for (const e of this.tree.values()) if (e.type === 'file') this.byInode.set(e.ino, e);
     }
     return this.byInode;
   }

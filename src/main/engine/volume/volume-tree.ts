@@ -78,6 +78,11 @@ export class VolumeTree {
     else this.set(change.entry);
   }
 
+  /** Entries in no particular order. */
+  values(): IterableIterator<VolumeEntry> {
+    return this.entries.values();
+  }
+
   /** Entries in byte order of their paths (the state hash's order). */
   sorted(): VolumeEntry[] {
     return [...this.entries.values()].sort((a, b) => comparePaths(a.path, b.path));
