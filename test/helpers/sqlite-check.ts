@@ -9,10 +9,10 @@ export async function startSqliteWriter(
   db: string,
   burstMs: number,
   pauseMs: number,
+  rowBytes = 300,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [WRITER, db, String(burstMs), String(pauseMs)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const args = [WRITER, db, String(burstMs), String(pauseMs), String(rowBytes)];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`sqlite writer exited ${code}`)));

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
+import { startBusyAppender } from '../helpers/busy-writer.js';
 import { checkDatabase, startSqliteWriter, stopProcess } from '../helpers/sqlite-check.js';
 import { tempDir } from '../helpers/tmp.js';
 import { sleep } from '../helpers/watch.js';
@@ -39,7 +40,7 @@ describe.skipIf(skip)(`a tree on btrfs${skip ? ` (skipped: ${skip})` : ''}`, () 
     const dir = tempDir();
     const image = path.join(dir, 'btrfs.img');
     fs.writeFileSync(image, Buffer.alloc(0));
-    fs.truncateSync(image, 200 << 20);
+    fs.truncateSync(image, 1 << 30);
     sh('mkfs.btrfs', ['-q', '-f', image]);
     const dev = sh('losetup', ['--find', '--show', image]).trim();
     attached.push(dev);
@@ -53,7 +54,7 @@ describe.skipIf(skip)(`a tree on btrfs${skip ? ` (skipped: ${skip})` : ''}`, () 
     const arch = path.join(dir, 'arch');
 
     // Written without any pause: only a snapshot can give consistent points.
-    const writer = await startSqliteWriter(path.join(tree, 'app', 'data.sqlite'), 0, 0);
+    const writer = await startSqliteWriter(path.join(tree, 'app', 'data.sqlite'), 0, 0, 40);
     try {
       const init = tidemarkJson<State>('init', tree, arch);
       expect(init.consistency).toBe('snapshot');
@@ -77,10 +78,10 @@ describe.skipIf(skip)(`a tree on btrfs${skip ? ` (skipped: ${skip})` : ''}`, () 
       expect(fs.readFileSync(path.join(out, 'a.txt'), 'utf8')).toBe('on btrfs');
       expect(checkDatabase(path.join(out, 'app', 'data.sqlite')).integrity).toBe('ok');
     }
-    // Without snapshots the same tree is graded by quiet, and the writer never lets it be quiet.
-    const writer2 = await startSqliteWriter(path.join(tree, 'app', 'data.sqlite'), 0, 0);
+    // Without snapshots the same tree is graded by quiet, and a writer with no pause at all
+    // never lets it be quiet.
+    const busy = await startBusyAppender(path.join(tree, 'app', 'busy.log'));
     try {
-      await sleep(300);
       const r = tidemarkJson<{ changed: boolean; state: State & { consistencyReason?: string } }>(
         'snapshot',
         arch,
@@ -89,7 +90,7 @@ describe.skipIf(skip)(`a tree on btrfs${skip ? ` (skipped: ${skip})` : ''}`, () 
       expect(r.state.consistency).toBe('none');
       expect(r.state.consistencyReason).toMatch(/kept changing while it was read/);
     } finally {
-      await stopProcess(writer2);
+      await stopProcess(busy);
     }
 
     // A drive protected at its mount point: unmounted, its empty mount point is not read as a

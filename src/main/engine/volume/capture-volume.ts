@@ -18,8 +18,15 @@ import { displayPath, encodeChange, encodedLength, type EntryChange } from './vo
 import { HASH_BYTES } from '../block-hash.js';
 import type { VolumeTree } from './volume-tree.js';
 
-/** Rounds of re-capture before a point that never goes quiet is recorded as `none`. */
-export const MAX_ROUNDS = 6;
+/**
+ * How long a point keeps re-reading what changed while it read, waiting for a quiet round,
+ * before it is recorded as `none`: long enough to outlast a burst of writes (an application
+ * saving, a database committing), short enough that the interval still ends near its time. At
+ * least MIN_ROUNDS are made however long a round takes, at most MAX_ROUNDS however short.
+ */
+export const QUIET_LIMIT_MS = 3000;
+const MIN_ROUNDS = 3;
+const MAX_ROUNDS = 100;
 const FRAME_BYTES = 1 << 20;
 
 /** Where changes come from between rounds when a watcher runs. */
@@ -147,6 +154,7 @@ async function capture(
       options.tree,
       new Excludes(manifest.volume?.excludes ?? []),
       new FileBlockReader(manifest.blockSize, sink),
+      () => BigInt(options.clock.now().getTime()) * 1_000_000n,
     );
     // A snapshot is frozen: one pass over it is the point, whatever the watcher saw meanwhile.
     const grade = snapshot
@@ -181,7 +189,10 @@ async function scanOnce(scanner: TreeScanner, suspects: Suspects): Promise<Grade
 async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOptions): Promise<Grade> {
   let suspects = options.suspects ?? { ...emptySuspects(), all: true };
   let lastChanged: string[] = [];
-  for (let round = 0; round < MAX_ROUNDS; round++) {
+  const started = options.clock.now().getTime();
+  let round = 0;
+  for (; round < MAX_ROUNDS; round++) {
+    if (round >= MIN_ROUNDS && options.clock.now().getTime() - started > QUIET_LIMIT_MS) break;
     options.live?.roundStart();
     const report = await scanner.scan(suspects);
     const unsettled = [...report.unsettled];
@@ -204,7 +215,7 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
   const example = lastChanged[0] === undefined ? '' : ` (e.g. ${displayPath(lastChanged[0])})`;
   return {
     consistency: 'none',
-    reason: `the tree kept changing while it was read, ${MAX_ROUNDS} rounds${example}`,
+    reason: `the tree kept changing while it was read (${round} rounds, ${(options.clock.now().getTime() - started) / 1000} s)${example}`,
   };
 }
 

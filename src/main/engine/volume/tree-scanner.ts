@@ -5,6 +5,8 @@ import { typeOfStats, type VolumeEntry } from './volume-entry.js';
 import { joinPath, type VolumeTree } from './volume-tree.js';
 
 const SLASH = Buffer.from('/');
+/** Larger than the timestamp granularity of filesystems with sub-second times (a jiffy, 1–10 ms). */
+const TIMESTAMP_SLACK_NS = 50_000_000n;
 
 /** What to look at in one round of a point. */
 export interface Suspects {
@@ -42,12 +44,31 @@ export class TreeScanner {
   readonly notes = new Map<string, string>();
   private report: ScanReport = { changed: 0, unsettled: new Set(), examples: [] };
 
+  /** When each file was read in this point (ns since 1970, from the engine's clock). */
+  private readonly readAt = new Map<string, bigint>();
+
   constructor(
     private readonly readRoot: Buffer,
     private readonly tree: VolumeTree,
     private readonly excludes: Excludes,
     private readonly files: FileBlockReader,
+    private readonly nowNs: () => bigint = () => 0n,
   ) {}
+
+  /**
+   * Whether an event for `rel` only reports a write this point has already read: the file was
+   * read in this point, its metadata are still those read, and its last change is older than the
+   * read by more than any timestamp granularity (a later write would have moved mtime or ctime).
+   * Watcher events come up to 500 ms late, so without this a big file written just before the
+   * point would be read twice.
+   */
+  private echoOfRead(rel: string, entry: VolumeEntry): boolean {
+    const readAt = this.readAt.get(rel);
+    // Whole-second times (FAT, some network filesystems): a later write may not move them.
+    if (readAt === undefined || entry.mtimeNs % 1_000_000_000n === 0n) return false;
+    const before = readAt - TIMESTAMP_SLACK_NS;
+    return entry.mtimeNs < before && entry.ctimeNs < before;
+  }
 
   async scan(s: Suspects): Promise<ScanReport> {
     this.report = { changed: 0, unsettled: new Set(), examples: [] };
@@ -145,7 +166,7 @@ export class TreeScanner {
       else if (!same) await this.examineDir(rel, false, false);
       return;
     }
-    if (same && !(force && type === 'file')) return;
+    if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) return;
     if (type !== 'file') {
       const entry = entryOf(rel, st, type);
       if (type === 'symlink') {
@@ -176,6 +197,7 @@ export class TreeScanner {
     }
     let content;
     try {
+      this.readAt.set(rel, this.nowNs());
       content = await this.files.read(this.abs(rel));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
