@@ -25,6 +25,11 @@ export type ErrorCode =
   | 'restore.target-is-primary'
   | 'restore.target-unwritable'
   | 'restore.mismatch'
+  | 'job.not-found'
+  | 'job.busy'
+  | 'job.cancelled'
+  | 'job.bad-choice'
+  | 'engine.crashed'
   | 'internal';
 
 export interface ErrorInfo {
