@@ -1,8 +1,12 @@
 // The main thread's side of the engine worker: typed calls with progress and cancellation, and
 // a worker that is started again after it dies (the calls it was running fail with
 // 'engine.crashed'; the archive format makes an interrupted operation simply not have occurred).
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { TidemarkError, type ErrorInfo } from '../../shared/errors.js';
+import { LOCK_NAME } from '../engine/archive.js';
 import type {
   EngineMethod,
   EngineMethods,
@@ -28,6 +32,8 @@ export interface EngineHostOptions {
 
 interface Pending {
   method: EngineMethod;
+  /** The archive the call works on, whose lock a dead worker may leave behind. */
+  archive: string;
   resolve: (value: unknown) => void;
   reject: (error: TidemarkError) => void;
   options: CallOptions;
@@ -65,6 +71,7 @@ export class EngineHost {
     return new Promise((resolve, reject) => {
       const pending: Pending = {
         method,
+        archive: (params as { archive: string }).archive,
         resolve: resolve as (value: unknown) => void,
         reject,
         options,
@@ -146,12 +153,16 @@ export class EngineHost {
   private lost(worker: Worker, why: string): void {
     if (this.worker !== worker) return;
     this.worker = null;
-    this.failAll((p) =>
-      p.cancelled
-        ? cancelledError()
-        : new TidemarkError('engine.crashed', `the engine stopped during ${p.method}: ${why}`, {
-            retryable: true,
-          }),
+    const archives = [...new Set([...this.pending.values()].map((p) => p.archive))];
+    // The calls fail only once their locks are gone, so that a retry finds the archive free.
+    void releaseDeadLocks(archives).finally(() =>
+      this.failAll((p) =>
+        p.cancelled
+          ? cancelledError()
+          : new TidemarkError('engine.crashed', `the engine stopped during ${p.method}: ${why}`, {
+              retryable: true,
+            }),
+      ),
     );
   }
 
@@ -159,6 +170,26 @@ export class EngineHost {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) p.reject(error(p));
+  }
+}
+
+/**
+ * The archive lock names the holding process, and a worker thread shares its pid with us: a
+ * worker that died holding a lock leaves one that looks alive. Only this process's engine worker
+ * takes locks in this process, so a lock naming our pid is the dead worker's.
+ */
+async function releaseDeadLocks(archives: string[]): Promise<void> {
+  for (const archive of archives) {
+    const file = path.join(archive, LOCK_NAME);
+    try {
+      const holder = JSON.parse(await fsp.readFile(file, 'utf8')) as {
+        pid?: number;
+        host?: string;
+      };
+      if (holder.pid === process.pid && holder.host === os.hostname()) await fsp.rm(file);
+    } catch {
+      // No lock, or not ours to judge: the next open decides.
+    }
   }
 }
 
