@@ -78,6 +78,8 @@ export class EngineHost {
         cancelled: false,
       };
       this.pending.set(id, pending);
+      // A call in flight keeps the process alive; an idle engine does not.
+      if (this.pending.size === 1) worker.ref();
       options.signal?.addEventListener('abort', () => this.cancel(id), { once: true });
       this.post(worker, { kind: 'call', id, method, params });
     });
@@ -139,14 +141,19 @@ export class EngineHost {
         pending.options.onProgress?.(message.done, message.total);
         break;
       case 'result':
-        this.pending.delete(message.id);
+        this.settle(message.id);
         pending.resolve(message.value);
         break;
       case 'error':
-        this.pending.delete(message.id);
+        this.settle(message.id);
         pending.reject(fromInfo(message.error));
         break;
     }
+  }
+
+  private settle(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker?.unref();
   }
 
   /** The worker died: fail what it was doing; the next call starts a new one. */
