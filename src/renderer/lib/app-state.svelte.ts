@@ -1,5 +1,6 @@
 // The UI's state: jobs as the services push them, the states of the job on screen, and which
 // screen is showing. Components read it and call its methods; only this talks to the backend.
+import { SvelteDate } from 'svelte/reactivity';
 import type { ApiEvent, ChoiceCheck, DriveInfo, Params, RestoreWhat } from '../../shared/api';
 import type { JobView, Schedule } from '../../shared/jobs';
 import type { RestoreReport, StateInfo } from '../../shared/states';
@@ -15,7 +16,8 @@ export class AppState {
   /** The last thing that went wrong, written for people; shown in a banner. */
   error = $state<string | null>(null);
   loaded = $state(false);
-  now = $state(new Date());
+  /** Ticks every 30 s so that ages ("3 min ago") stay true. */
+  readonly now = new SvelteDate();
 
   readonly currentJob = $derived.by(() => {
     const screen = this.screen;
@@ -26,7 +28,7 @@ export class AppState {
 
   async start(): Promise<void> {
     this.backend.subscribe((event) => this.apply(event));
-    setInterval(() => (this.now = new Date()), 30_000);
+    setInterval(() => this.now.setTime(Date.now()), 30_000);
     try {
       this.jobs = await this.backend.call('jobs.list', {});
       // With a single job, open it: its time slider is what the user came for.
