@@ -37,6 +37,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   await settings.load();
   await jobs.load();
   const scheduler = new Scheduler(jobs, settings, now, options.scheduler);
+  jobs.onSettled = () => void scheduler.tick();
+  events.subscribe((e) => e.type === 'settings' && void scheduler.tick());
   scheduler.start();
   return {
     dispatch: apiHandlers(jobs, settings, options.info),

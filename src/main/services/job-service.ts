@@ -41,6 +41,8 @@ const PROGRESS_EVENT_MS = 250;
 
 export class JobService {
   private readonly jobs = new Map<string, JobRuntime>();
+  /** Called after a job's configuration or states changed: the scheduler plans again. */
+  onSettled: () => void = () => undefined;
 
   constructor(
     private readonly engine: EngineHost,
@@ -138,6 +140,7 @@ export class JobService {
       }).catch(() => undefined);
     }
     this.publish(job);
+    this.onSettled();
     return this.view(job);
   }
 
@@ -163,6 +166,7 @@ export class JobService {
     await this.persist();
     await this.refresh(job);
     this.publish(job);
+    this.onSettled();
     return this.view(job);
   }
 
@@ -176,6 +180,7 @@ export class JobService {
     };
     await this.persist();
     this.publish(job);
+    this.onSettled();
     return this.view(job);
   }
 
@@ -291,6 +296,7 @@ export class JobService {
       job.activity = null;
       job.abort = null;
       this.publish(job);
+      this.onSettled();
     }
   }
 

@@ -13,6 +13,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private onBattery = false;
   private ticking: Promise<void> | null = null;
+  private again = false;
 
   constructor(
     private readonly jobs: JobService,
@@ -44,10 +45,22 @@ export class Scheduler {
     void this.tick();
   }
 
-  /** One pass over every job; passes never overlap. */
+  /**
+   * One pass over every job. Passes never overlap; a tick asked for during a pass runs another
+   * one after it, so no change is planned late. A stopped scheduler plans nothing.
+   */
   tick(): Promise<void> {
-    this.ticking ??= this.pass().finally(() => {
+    if (!this.timer) return Promise.resolve();
+    if (this.ticking) {
+      this.again = true;
+      return this.ticking;
+    }
+    this.ticking = this.pass().finally(() => {
       this.ticking = null;
+      if (this.again) {
+        this.again = false;
+        void this.tick();
+      }
     });
     return this.ticking;
   }
