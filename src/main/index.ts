@@ -19,6 +19,7 @@ export interface AppOptions {
 }
 
 export interface App {
+  info: AppInfo;
   dispatch: Dispatch;
   events: EventBus;
   jobs: JobService;
@@ -41,6 +42,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   events.subscribe((e) => e.type === 'settings' && void scheduler.tick());
   scheduler.start();
   return {
+    info: options.info,
     dispatch: apiHandlers(jobs, settings, options.info),
     events,
     jobs,

@@ -4,6 +4,7 @@
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import { LOCK_NAME } from '../engine/archive.js';
@@ -40,7 +41,11 @@ interface Pending {
   cancelled: boolean;
 }
 
-const DEFAULT_WORKER_URL = new URL('./engine-worker.js', import.meta.url);
+// Not `new URL('./engine-worker.js', import.meta.url)`: bundlers rewrite that pattern into an
+// asset, and electron-vite emits the worker as its own entry beside the main bundle.
+const DEFAULT_WORKER_URL = pathToFileURL(
+  path.join(path.dirname(fileURLToPath(import.meta.url)), 'engine-worker.js'),
+);
 
 export class EngineHost {
   private worker: Worker | null = null;

@@ -1,4 +1,7 @@
 // Numbers for people: "1.2 GB", "3 min ago", "≈ 2 min left".
+import { duration } from '../../shared/human-time';
+
+export { ago, duration } from '../../shared/human-time';
 
 export function bytes(n: number): string {
   if (n < 1000) return `${n} B`;
@@ -10,21 +13,6 @@ export function bytes(n: number): string {
     unit++;
   } while (value >= 1000 && unit < units.length - 1);
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
-
-export function duration(seconds: number): string {
-  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.round(minutes / 6) / 10;
-  if (hours < 48) return `${hours} h`;
-  return `${Math.round(hours / 24)} days`;
-}
-
-export function ago(iso: string, now: Date): string {
-  const seconds = (now.getTime() - new Date(iso).getTime()) / 1000;
-  if (seconds < 45) return 'just now';
-  return `${duration(seconds)} ago`;
 }
 
 export function clock(iso: string): string {
