@@ -56,7 +56,8 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     const image = path.join(dir, 'disk.img');
     const archive = path.join(dir, 'backup', 'tidemark');
     const restored = path.join(dir, 'restored.img');
-    randomImage(image, 16);
+    // Big enough that the baseline is still running when its progress is photographed.
+    randomImage(image, 64);
     const baseline = sha256(image);
     const page = ui.page;
 
@@ -69,12 +70,14 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.createJob(image, archive);
     await ui.screenshot('new-job');
     await ui.button('Start baseline').click();
+    await page.getByRole('progressbar', { name: 'Recording the baseline progress' }).waitFor();
+    await ui.screenshot('baseline-running');
     await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
     await page.getByText('Protected', { exact: true }).waitFor();
     await ui.expectNoErrors();
     await ui.screenshot('baseline');
 
-    scribble(image, 5 << 20, 300_000);
+    scribble(image, 50 << 20, 300_000);
     const changed = sha256(image);
     await ui.button('Snapshot now').click();
     await ui.until('the second state', async () => (await ui.stateCount()) === 2);

@@ -197,3 +197,37 @@ describe('schedule policy', () => {
     expect(night.waiting).toBe('Waiting for the quiet hours to end');
   });
 });
+
+describe('a cancelled baseline', () => {
+  it('leaves no archive behind and runs again on the next snapshot', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    randomImage(image, 96);
+    const a = await app(path.join(dir, 'data'));
+    const failures: string[] = [];
+    a.events.subscribe((e) => e.type === 'failure' && failures.push(e.error.code));
+    let id = '';
+    const stop = a.events.subscribe((e) => {
+      const activity = e.type === 'job' ? e.job.activity : null;
+      if (activity && activity.done > 0 && activity.done < activity.total) a.jobs.cancel(id);
+    });
+    const backup = path.join(dir, 'backup');
+    id = (
+      await call<JobView>(a, 'jobs.create', {
+        mode: 'device',
+        primary: image,
+        secondary: backup,
+        schedule: DEFAULT_SCHEDULE,
+      })
+    ).config.id;
+    const cancelled = await until(a, id, (j) => j.activity === null);
+    stop();
+    expect(cancelled.status).toBe('new');
+    expect(cancelled.lastError).toBe(null);
+    expect(failures).toEqual([]);
+    expect(fs.existsSync(backup) ? fs.readdirSync(backup) : []).toEqual([]);
+    const again = await call<{ changed: boolean }>(a, 'jobs.snapshot', { id });
+    expect(again.changed).toBe(true);
+    expect(a.jobs.get(id).stateCount).toBe(1);
+  });
+});

@@ -2,28 +2,18 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TidemarkError } from '../../shared/errors.js';
 import { startApp } from '../index.js';
+import { defaultDataDir } from '../services/data-dir.js';
 import { isLoopback } from '../server/auth.js';
 import { HeadlessServer } from '../server/http-server.js';
 
 const DEFAULT_PORT = 7420;
 // out/node/main/cli/serve.js → out/renderer, where `electron-vite build` puts the UI.
 const RENDERER_DIR = fileURLToPath(new URL('../../../renderer/', import.meta.url));
-
-/** The same folder Electron's app.getPath('userData') gives the desktop app: they share jobs. */
-export function defaultDataDir(): string {
-  const home = os.homedir();
-  if (process.platform === 'win32')
-    return path.join(process.env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'Tidemark');
-  if (process.platform === 'darwin')
-    return path.join(home, 'Library', 'Application Support', 'Tidemark');
-  return path.join(process.env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'Tidemark');
-}
 
 async function appVersion(): Promise<string> {
   const file = new URL('../../../../package.json', import.meta.url);

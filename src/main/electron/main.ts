@@ -13,6 +13,7 @@ import {
 } from 'electron';
 import { VERSION_SWITCH } from '../../shared/api.js';
 import { startApp, type App } from '../index.js';
+import { defaultDataDir } from '../services/data-dir.js';
 import { forwardEvents, registerApi } from './ipc.js';
 import { notifyFailures } from './notifications.js';
 import { createTray } from './tray.js';
@@ -28,6 +29,8 @@ const DEV_SERVER_URL = app.isPackaged ? undefined : process.env['ELECTRON_RENDER
 
 // Before `ready`: every renderer is sandboxed, whatever its webPreferences say.
 app.enableSandbox();
+// The folder `tidemark serve` uses too (Electron's default would follow package.json "name").
+app.setPath('userData', defaultDataDir());
 
 let services: App | null = null;
 let mainWindow: BrowserWindow | null = null;

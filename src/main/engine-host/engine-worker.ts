@@ -49,9 +49,12 @@ type Handlers = {
 };
 
 const handlers: Handlers = {
-  init: async (p) =>
+  init: async (p, onProgress) =>
     stateInfo(
-      await initArchive(p.primary, p.archive, p.blockSize ? { blockSize: p.blockSize } : {}),
+      await initArchive(p.primary, p.archive, {
+        onProgress,
+        ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+      }),
     ),
   snapshot: async (p, onProgress) => {
     const r = await snapshotArchive(p.archive, { onProgress });

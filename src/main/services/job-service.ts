@@ -132,13 +132,8 @@ export class JobService {
     await this.persist();
     const adopted = await exists(path.join(secondary, MANIFEST_NAME));
     if (adopted) await this.refresh(job);
-    else {
-      // The baseline reads the whole primary: run it in the background; the card shows it.
-      void this.run(job, 'baseline', async () => {
-        await this.engine.call('init', { primary, archive: secondary });
-        await this.refresh(job);
-      }).catch(() => undefined);
-    }
+    // The baseline reads the whole primary: run it in the background; the card shows it.
+    else void this.baseline(job).catch(() => undefined);
     this.publish(job);
     this.onSettled();
     return this.view(job);
@@ -199,9 +194,26 @@ export class JobService {
     return job.states;
   }
 
-  snapshot(id: string): Promise<SnapshotOutcome> {
+  private baseline(job: JobRuntime): Promise<StateInfo> {
+    const { primary, secondary } = job.config;
+    return this.run(job, 'baseline', async (onProgress, signal) => {
+      const state = await this.engine.call(
+        'init',
+        { primary, archive: secondary },
+        { onProgress, signal },
+      );
+      await this.refresh(job);
+      return state;
+    });
+  }
+
+  /** Ends the interval now; a job whose baseline never completed (cancelled, failed) records it. */
+  async snapshot(id: string): Promise<SnapshotOutcome> {
     const job = this.job(id);
     job.lastAttempt = this.now();
+    if (job.states.length === 0 && !job.secondaryPresent) {
+      return { changed: true, state: await this.baseline(job) };
+    }
     return this.run(job, 'snapshot', async (onProgress, signal) => {
       const outcome = await this.engine.call(
         'snapshot',
