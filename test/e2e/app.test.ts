@@ -149,5 +149,23 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     // A single job: the UI opens on it with its time slider showing.
     await ui.slider.waitFor();
     expect(await ui.stateCount()).toBe(2);
+
+    // Schedule settings: a refused change says why, a good one is kept across a reload.
+    await ui.button('Edit schedule').click();
+    await page.getByLabel('Quiet hours (no snapshots)').check();
+    await page.getByLabel('Quiet hours end').selectOption('22');
+    await ui.button('Save schedule').click();
+    await page.getByText('quiet hours must start and end at different hours').waitFor();
+    await ui.screenshot('schedule-refused');
+    await page.getByLabel('Quiet hours end').selectOption('6');
+    await page.getByLabel('Snapshot interval').selectOption('5');
+    await ui.button('Save schedule').click();
+    await ui.button('Edit schedule').waitFor();
+    await ui.expectNoErrors();
+    await page.reload();
+    await ui.button('Edit schedule').click();
+    expect(await page.getByLabel('Snapshot interval').inputValue()).toBe('5');
+    expect(await page.getByLabel('Quiet hours start').inputValue()).toBe('22');
+    await ui.screenshot('schedule');
   });
 });

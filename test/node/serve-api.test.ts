@@ -1,4 +1,5 @@
 // `tidemark serve` as a client sees it: token, Host header, API calls, events.
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tidemark } from '../helpers/cli.js';
@@ -111,6 +112,42 @@ describe('tidemark serve', () => {
     expect(r.error.message).toMatch(/^jobs\.snapshot: id: /);
     expect((await call('jobs.list', { ...auth, 'Content-Type': 'text/plain' })).status).toBe(415);
     expect((await call('jobs.list', auth, '{oops')).status).toBe(400);
+  });
+
+  it('streams job events to an authenticated client', async () => {
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const jobs = JSON.parse((await call('jobs.list', auth)).body).value as {
+      config: { id: string };
+    }[];
+    const id = jobs[0]?.config.id;
+    const frames: string[] = [];
+    const req = http.get(
+      {
+        host: '127.0.0.1',
+        port: served.port,
+        path: '/api/events',
+        headers: { ...auth, Host: host() },
+      },
+      (res) => res.on('data', (d: Buffer) => frames.push(d.toString())),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const snap = JSON.parse((await call('jobs.snapshot', auth, JSON.stringify({ id }))).body);
+      expect(snap.ok).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      const events = frames
+        .join('')
+        .split('\n\n')
+        .filter((f) => f.startsWith('data: '))
+        .map((f) => JSON.parse(f.slice(6)));
+      const kinds = events
+        .filter((e) => e.type === 'job')
+        .map((e) => e.job.activity?.kind ?? 'idle');
+      expect(kinds).toContain('snapshot');
+      expect(kinds.at(-1)).toBe('idle');
+    } finally {
+      req.destroy();
+    }
   });
 
   it('refuses to bind a non-loopback address without --allow-remote', () => {
