@@ -131,12 +131,13 @@ export function parseParams<M extends Method>(method: M, params: unknown): Resul
   const parsed = requestSchemas[method].safeParse(params ?? {});
   if (parsed.success) return { ok: true, value: parsed.data as ParsedParams<M> };
   const issue = parsed.error.issues[0];
-  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  const where = issue && issue.path.length > 0 ? ` ${issue.path.join('.')}` : '';
   return {
     ok: false,
     error: {
       code: 'usage',
-      message: `${method}: ${where}${issue?.message ?? 'bad parameters'}`,
+      // What is wrong first, for people; where, for whoever wrote the request.
+      message: `${issue?.message ?? 'bad parameters'} (${method}${where})`,
       retryable: false,
     },
   };

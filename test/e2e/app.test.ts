@@ -167,5 +167,13 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await page.getByLabel('Snapshot interval').inputValue()).toBe('5');
     expect(await page.getByLabel('Quiet hours start').inputValue()).toBe('22');
     await ui.screenshot('schedule');
+
+    // Removing the job forgets it; the archive stays on the backup disk.
+    await ui.button('Cancel').click();
+    await ui.button('Remove job').click();
+    await ui.screenshot('remove-job');
+    await ui.button('Remove the job').click();
+    await page.getByText('Nothing is protected yet.').waitFor();
+    expect(fs.readdirSync(path.join(dir, 'backup', 'tidemark'))).toContain('tidemark.json');
   });
 });

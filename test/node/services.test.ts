@@ -100,7 +100,7 @@ describe('services', () => {
         secondary: path.join(dir, 'b'),
         schedule: { ...DEFAULT_SCHEDULE, intervalMinutes: 1 },
       }),
-    ).toBe('jobs.create: schedule.intervalMinutes: the interval must be at least 5 minutes');
+    ).toBe('the interval must be at least 5 minutes (jobs.create schedule.intervalMinutes)');
     expect(
       await bad('jobs.create', {
         mode: 'device',

@@ -80,6 +80,14 @@ export class AppState {
     await this.attempt(() => this.backend.call('jobs.update', { id, paused }));
   }
 
+  /** Forgets the job; its archive stays on the backup disk. */
+  async removeJob(id: string): Promise<void> {
+    if (await this.attempt(() => this.backend.call('jobs.remove', { id }))) {
+      this.jobs = this.jobs.filter((j) => j.config.id !== id);
+      this.show({ name: 'status' });
+    }
+  }
+
   drives(): Promise<DriveInfo[]> {
     return this.backend.call('drives.list', {});
   }
