@@ -126,6 +126,10 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     // The primary was not touched.
     expect(sha256(image)).toBe(changed);
 
+    await ui.button('Verify archive').click();
+    await page.getByText(/Verified: 2 updates, .* all checksums match/).waitFor();
+    await ui.screenshot('verified');
+
     await ui.button('Status').click();
     await page.getByRole('article', { name: /Job disk\.img/ }).waitFor();
     await ui.screenshot('status');

@@ -3,7 +3,7 @@
 import { SvelteDate } from 'svelte/reactivity';
 import type { ApiEvent, ChoiceCheck, DriveInfo, Params, RestoreWhat } from '../../shared/api';
 import type { JobView, Schedule } from '../../shared/jobs';
-import type { RestoreReport, StateInfo } from '../../shared/states';
+import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states';
 import { BackendError, type Backend } from './backend';
 
 export type Screen = { name: 'status' } | { name: 'new-job' } | { name: 'job'; id: string };
@@ -78,6 +78,11 @@ export class AppState {
 
   async setPaused(id: string, paused: boolean): Promise<void> {
     await this.attempt(() => this.backend.call('jobs.update', { id, paused }));
+  }
+
+  /** Checks every checksum of the job's archive; throws a BackendError when it cannot. */
+  verify(id: string): Promise<VerifyReport> {
+    return this.backend.call('jobs.verify', { id, deep: false });
   }
 
   /** Forgets the job; its archive stays on the backup disk. */
