@@ -1,6 +1,7 @@
 // Who may talk to the headless server: the token holder, on the host name it was bound to.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import * as os from 'node:os';
 
 export const COOKIE_NAME = 'tidemark_token';
 
@@ -41,8 +42,24 @@ export function isLoopback(host: string): boolean {
  * resolves to 127.0.0.1 still sends `Host: evil.example`.
  */
 export function allowedHosts(host: string, port: number): Set<string> {
-  const name = host.includes(':') ? `[${host}]` : host;
-  const hosts = new Set([`${name}:${port}`]);
-  if (isLoopback(host)) hosts.add(`localhost:${port}`);
+  // A wildcard bind (0.0.0.0, ::) has no name of its own: the machine's addresses and host
+  // name are what clients can rightly call it.
+  const names = isWildcard(host) ? [...machineAddresses(), os.hostname()] : [host];
+  const hosts = new Set(names.map((n) => `${n.includes(':') ? `[${n}]` : n}:${port}`));
+  if (isLoopback(host) || isWildcard(host)) hosts.add(`localhost:${port}`);
   return hosts;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+function machineAddresses(): string[] {
+  return (
+    Object.values(os.networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .map((i) => i.address)
+      // Link-local IPv6 needs a zone id in a URL; browsers send no Host for it we could match.
+      .filter((a) => !a.startsWith('fe80:'))
+  );
 }
