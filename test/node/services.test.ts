@@ -9,6 +9,7 @@ import { decide } from '../../src/main/services/schedule-policy.js';
 import { checkChoice } from '../../src/main/services/drives.js';
 import { randomImage, scribble, WORKER_URL } from '../helpers/engine.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
+import { rootSkipReason, sh } from '../helpers/root.js';
 
 const apps: App[] = [];
 afterEach(async () => {
@@ -162,6 +163,26 @@ describe('services', () => {
     expect((await checkChoice('device', path.join(dir, 'x'), dir)).errors[0]).toMatch(
       /does not exist/,
     );
+  });
+});
+
+describe('a backup disk too small for the primary', () => {
+  it.skipIf(rootSkipReason())('is said before the job is made (a 1 MiB tmpfs)', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    randomImage(image, 2);
+    const small = path.join(dir, 'small');
+    fs.mkdirSync(small);
+    sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+    try {
+      const check = await checkChoice('device', image, path.join(small, 'tidemark'));
+      expect(check.errors).toEqual([]);
+      expect(check.warnings).toEqual([
+        'the backup disk has 1.05 MB free; the baseline may need up to 2.10 MB',
+      ]);
+    } finally {
+      sh('umount', [small]);
+    }
   });
 });
 
