@@ -131,11 +131,11 @@ describe('services', () => {
     await until(a, id, (j) => j.status === 'ok');
     scribble(image, 80 << 20, 8192);
     const engine = (a.jobs as unknown as { engine: { crashForTest(): void } }).engine;
-    const stop = a.events.subscribe((e) => {
-      if (e.type === 'job' && e.job.activity && e.job.activity.done > 0) engine.crashForTest();
-    });
-    const r = await a.dispatch('jobs.snapshot', { id });
-    stop();
+    // The call is posted to the worker before dispatch returns; the crash lands while the
+    // snapshot is still opening the archive or scanning.
+    const running = a.dispatch('jobs.snapshot', { id });
+    engine.crashForTest();
+    const r = await running;
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.error.code).toBe('engine.crashed');
     expect(a.jobs.get(id).status).toBe('error');

@@ -275,6 +275,8 @@ export class JobService {
     const abort = new AbortController();
     job.activity = { kind, startedAt: started.toISOString(), done: 0, total: 0, etaSeconds: null };
     job.abort = abort;
+    // The first progress of every activity is shown at once.
+    job.lastProgressEvent = 0;
     this.publish(job);
     const onProgress = (done: number, total: number): void => {
       const activity = job.activity;
