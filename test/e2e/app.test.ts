@@ -96,6 +96,11 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await ui.sliderValue()).toBe(0);
     await page.keyboard.press('End');
     expect(await ui.sliderValue()).toBe(1);
+    // PageUp/PageDown move by a day: no state is a day away, so to the first/last one.
+    await page.keyboard.press('PageUp');
+    expect(await ui.sliderValue()).toBe(0);
+    await page.keyboard.press('PageDown');
+    expect(await ui.sliderValue()).toBe(1);
     await page.keyboard.press('Home');
     await ui.screenshot('slider-state-0');
 

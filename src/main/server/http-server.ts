@@ -93,7 +93,10 @@ export class HeadlessServer {
     this.unsubscribe?.();
     for (const res of this.streams) res.end();
     this.streams.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // A browser's kept-alive connections would hold the close open.
+    this.server.closeAllConnections();
+    await closed;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
