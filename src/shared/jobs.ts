@@ -2,7 +2,12 @@
 // renderer and the headless server (STYLE.md, "Contracts between processes").
 import { z } from 'zod';
 import type { ErrorInfo } from './errors.js';
+import { MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES } from './job-constants.js';
 import type { StateInfo } from './states.js';
+
+// Re-exported so that Node code has one module to import; the renderer imports
+// job-constants.ts directly, which keeps zod out of its bundle.
+export * from './job-constants.js';
 
 /**
  * How a primary is protected. 'device': an image file or a block device, restored whole.
@@ -11,17 +16,6 @@ import type { StateInfo } from './states.js';
  */
 export const jobModeSchema = z.enum(['device', 'volume']);
 export type JobMode = z.infer<typeof jobModeSchema>;
-
-export type RestoreWhatKind = 'everything' | 'subtree' | 'file';
-
-/** What each mode can restore; the wizard offers exactly these. */
-export const RESTORE_WHAT: Record<JobMode, readonly RestoreWhatKind[]> = {
-  device: ['everything'],
-  volume: ['everything', 'subtree', 'file'],
-};
-
-export const MIN_INTERVAL_MINUTES = 5;
-export const MAX_INTERVAL_MINUTES = 24 * 60;
 
 export const quietHoursSchema = z
   .object({
@@ -45,13 +39,6 @@ export const scheduleSchema = z.object({
   pauseOnBattery: z.boolean(),
 });
 export type Schedule = z.infer<typeof scheduleSchema>;
-
-export const DEFAULT_SCHEDULE: Schedule = {
-  intervalMinutes: 60,
-  quietHours: null,
-  whenPlugged: true,
-  pauseOnBattery: true,
-};
 
 /** Placeholder until retention lands: every state is kept. */
 export const retentionSchema = z.object({ keep: z.literal('all') });
