@@ -140,6 +140,9 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.screenshot('status');
     await page.emulateMedia({ colorScheme: 'dark' });
     await ui.screenshot('status-dark');
+    await page.getByRole('button', { name: 'disk.img', exact: true }).click();
+    await ui.slider.waitFor();
+    await ui.screenshot('job-dark');
     await page.emulateMedia({ colorScheme: 'light' });
   });
 
