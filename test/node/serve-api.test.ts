@@ -150,6 +150,26 @@ describe('tidemark serve', () => {
     }
   });
 
+  it('refuses bad arguments, a folder that is no archive and damaged jobs, in one line', () => {
+    const data = tempDir();
+    const cases: [string[], number, string][] = [
+      [['--port', '99999'], 2, 'tidemark: --port needs a port number (0-65535)\n'],
+      [['--token', 'short'], 2, 'tidemark: --token needs at least 16 characters\n'],
+      [['--archive', data], 1, `tidemark: ${data} is not a Tidemark archive (no tidemark.json)\n`],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const r = tidemark('serve', '--data-dir', path.join(data, 'data'), ...args);
+      expect([r.code, r.stderr]).toEqual([code, stderr]);
+    }
+    fs.mkdirSync(path.join(data, 'bad'));
+    fs.writeFileSync(path.join(data, 'bad', 'jobs.json'), '{"version":1,"jobs":[{"id":1}]}');
+    const r = tidemark('serve', '--data-dir', path.join(data, 'bad'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^tidemark: .*jobs\.json is damaged \(jobs\.0\.id: .*\): fix or remove it\n$/,
+    );
+  });
+
   it('refuses to bind a non-loopback address without --allow-remote', () => {
     const r = tidemark('serve', '--host', '0.0.0.0', '--data-dir', tempDir());
     expect(r.code).toBe(2);
