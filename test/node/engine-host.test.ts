@@ -65,6 +65,23 @@ describe('engine host', () => {
     expect(err.code).toBe('archive.not-found');
   });
 
+  it('reports a bug as an internal error, its stack as a log line of the call', async () => {
+    const dir = tempDir();
+    const logs: string[] = [];
+    const err = await rejection(
+      host().call(
+        'init',
+        // The services never send this; a bug in them could.
+        { primary: null as unknown as string, archive: path.join(dir, 'a') },
+        { onLog: (level, message) => logs.push(`${level} ${message}`) },
+      ),
+    );
+    expect(err.code).toBe('internal');
+    expect(err.message).toMatch(/^internal error: /);
+    expect(logs.length).toBe(1);
+    expect(logs[0]).toMatch(/^warn TypeError[^]*\n\s+at /);
+  });
+
   it('cancels a restore at its next progress report and leaves no target behind', async () => {
     const dir = tempDir();
     const image = path.join(dir, 'disk.img');

@@ -100,6 +100,9 @@ async function run(id: number, method: EngineMethod, params: unknown): Promise<v
     const value = await handler(params, onProgress);
     post({ kind: 'result', id, value });
   } catch (err) {
+    // A bug's stack goes to the log; the caller (and the person) gets the one-line error.
+    if (!isTidemarkError(err) && err instanceof Error && err.stack)
+      post({ kind: 'log', id, level: 'warn', message: err.stack });
     post({ kind: 'error', id, error: errorInfo(err) });
   } finally {
     cancelled.delete(id);

@@ -200,7 +200,7 @@ export class JobService {
       const state = await this.engine.call(
         'init',
         { primary, archive: secondary },
-        { onProgress, signal },
+        { onProgress, signal, onLog: this.log(job) },
       );
       await this.refresh(job);
       return state;
@@ -218,7 +218,7 @@ export class JobService {
       const outcome = await this.engine.call(
         'snapshot',
         { archive: job.config.secondary },
-        { onProgress, signal },
+        { onProgress, signal, onLog: this.log(job) },
       );
       await this.refresh(job);
       return outcome;
@@ -242,7 +242,7 @@ export class JobService {
           rollback: p.overwrite === 'rollback',
           force: p.overwrite === 'force',
         },
-        { onProgress, signal },
+        { onProgress, signal, onLog: this.log(job) },
       ),
     );
   }
@@ -250,7 +250,11 @@ export class JobService {
   verify(id: string, deep: boolean): Promise<VerifyReport> {
     const job = this.job(id);
     return this.run(job, 'verify', (onProgress, signal) =>
-      this.engine.call('verify', { archive: job.config.secondary, deep }, { onProgress, signal }),
+      this.engine.call(
+        'verify',
+        { archive: job.config.secondary, deep },
+        { onProgress, signal, onLog: this.log(job) },
+      ),
     );
   }
 
@@ -259,6 +263,12 @@ export class JobService {
     if (!job.abort) return false;
     job.abort.abort();
     return true;
+  }
+
+  /** Engine log lines of a job's calls, prefixed with the job (stderr of the app or server). */
+  private log(job: JobRuntime): (level: 'info' | 'warn', message: string) => void {
+    return (level, message) =>
+      (level === 'warn' ? console.warn : console.info)(`tidemark: ${job.config.name}: ${message}`);
   }
 
   private async run<T>(
