@@ -118,7 +118,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await wizard.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
     await ui.screenshot('wizard-where-original-warning');
     await wizard.getByRole('radio', { name: /To a new file/ }).check();
-    await wizard.getByLabel('Restore to').fill(restored);
+    await wizard.getByLabel('Restore to (a new file, or a folder)').fill(restored);
     await ui.screenshot('wizard-where');
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByText(`${restored} (new file)`).waitFor();

@@ -72,6 +72,18 @@ describe('services', () => {
     });
     expect(report.verified).toBe(true);
     expect(sha256(target)).toBe(sha256(image));
+    // A folder as the target: a new image file inside it, named after the primary and state.
+    const folder = path.join(dir, 'restores');
+    fs.mkdirSync(folder);
+    const inFolder = await call<{ target: string }>(a, 'jobs.restore', {
+      id: created.config.id,
+      stateId: 1,
+      what: { kind: 'everything' },
+      target: folder,
+      overwrite: 'none',
+    });
+    expect(inFolder.target).toBe(path.join(folder, 'disk-state-1.img'));
+    expect(sha256(inFolder.target)).toBe(sha256(image));
     await a.close();
     apps.length = 0;
 

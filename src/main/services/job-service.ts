@@ -225,20 +225,21 @@ export class JobService {
     });
   }
 
-  restore(p: ParsedParams<'jobs.restore'>): Promise<RestoreReport> {
+  async restore(p: ParsedParams<'jobs.restore'>): Promise<RestoreReport> {
     const job = this.job(p.id);
     if (!RESTORE_WHAT[job.config.mode].includes(p.what.kind))
       throw new TidemarkError(
         'usage',
         `a ${job.config.mode} is restored whole, not ${describe(p.what)}`,
       );
+    const target = await restoreTarget(p.target, job.config.primary, p.stateId);
     return this.run(job, 'restore', (onProgress, signal) =>
       this.engine.call(
         'restore',
         {
           archive: job.config.secondary,
           stateId: p.stateId,
-          target: path.resolve(p.target),
+          target,
           rollback: p.overwrite === 'rollback',
           force: p.overwrite === 'force',
         },
@@ -386,6 +387,18 @@ export class JobService {
   private persist(): Promise<void> {
     return this.store.saveJobs(this.configs());
   }
+}
+
+/**
+ * A folder as the target of a device restore means a new image file in it, named after the
+ * primary and the state, so that nothing there is overwritten.
+ */
+async function restoreTarget(target: string, primary: string, stateId: number): Promise<string> {
+  const abs = path.resolve(target);
+  const stat = await fsp.stat(abs).catch(() => null);
+  if (!stat?.isDirectory()) return abs;
+  const base = path.basename(primary).replace(/\.img$/, '') || 'disk';
+  return path.join(abs, `${base}-state-${stateId}.img`);
 }
 
 function describe(what: RestoreWhat): string {
