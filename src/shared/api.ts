@@ -38,6 +38,19 @@ export interface ChoiceCheck {
   primarySize: number | null;
 }
 
+/** What a restore would do, for the wizard's confirm step. */
+export interface RestorePlan {
+  /** The file that would be written (a folder as the target names a new file in it). */
+  target: string;
+  /** Bytes the restored state holds. */
+  bytes: number;
+  /** Free bytes where the target would be written, or null when unknown. */
+  freeBytes: number | null;
+  targetExists: boolean;
+  /** Why the restore would fail as asked; empty when it would not. */
+  problems: string[];
+}
+
 export type SnapshotOutcome = { changed: true; state: StateInfo } | { changed: false };
 
 export interface Settings {
@@ -85,6 +98,12 @@ export const requestSchemas = {
     /** Onto an existing target: 'rollback' writes only what differs, 'force' everything. */
     overwrite: z.enum(['none', 'rollback', 'force']),
   }),
+  'jobs.planRestore': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    target: path,
+    overwrite: z.enum(['none', 'rollback', 'force']),
+  }),
   'jobs.verify': z.object({ id, deep: z.boolean() }),
   'jobs.cancel': z.object({ id }),
   'drives.list': z.object({}),
@@ -102,6 +121,7 @@ export interface ResponseTypes {
   'jobs.snapshot': SnapshotOutcome;
   'jobs.states': StateInfo[];
   'jobs.restore': RestoreReport;
+  'jobs.planRestore': RestorePlan;
   'jobs.verify': VerifyReport;
   'jobs.cancel': boolean;
   'drives.list': DriveInfo[];

@@ -118,10 +118,18 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await wizard.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
     await ui.screenshot('wizard-where-original-warning');
     await wizard.getByRole('radio', { name: /To a new file/ }).check();
+    // An existing file is refused at the check step, before anything is written.
+    await wizard.getByLabel('Restore to (a new file, or a folder)').fill(image);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(`${image} exists: choose a new name (nothing is overwritten)`).waitFor();
+    expect(await wizard.getByRole('button', { name: 'Restore now' }).isDisabled()).toBe(true);
+    await ui.screenshot('wizard-confirm-refused');
+    await wizard.getByRole('button', { name: 'Back' }).click();
     await wizard.getByLabel('Restore to (a new file, or a folder)').fill(restored);
     await ui.screenshot('wizard-where');
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByText(`${restored} (new file)`).waitFor();
+    await wizard.getByText(/^67 MB · .* free on the target$/).waitFor();
     await ui.screenshot('wizard-confirm');
     await wizard.getByRole('button', { name: 'Restore now' }).click();
     await wizard.getByText('Restored and verified').waitFor({ timeout: 60_000 });

@@ -192,6 +192,27 @@ describe('a backup disk too small for the primary', () => {
       expect(check.warnings).toEqual([
         'the backup disk has 1.05 MB free; the baseline may need up to 2.10 MB',
       ]);
+      // The restore wizard's check step says the same of a restore target, before writing.
+      const a = await app(path.join(dir, 'data'));
+      const job = await call<JobView>(a, 'jobs.create', {
+        mode: 'device',
+        primary: image,
+        secondary: path.join(dir, 'backup'),
+        schedule: DEFAULT_SCHEDULE,
+      });
+      await until(a, job.config.id, (j) => j.status === 'ok');
+      const plan = await call<{ problems: string[]; bytes: number }>(a, 'jobs.planRestore', {
+        id: job.config.id,
+        stateId: 0,
+        target: path.join(small, 'disk.img'),
+        overwrite: 'none',
+      });
+      expect(plan.bytes).toBe(2 << 20);
+      expect(plan.problems).toEqual([
+        'not enough space: the state needs 2.10 MB, 1.05 MB are free',
+      ]);
+      await a.close();
+      apps.length = 0;
     } finally {
       sh('umount', [small]);
     }

@@ -32,6 +32,7 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.snapshot': (p) => jobs.snapshot(p.id),
     'jobs.states': (p) => jobs.states(p.id),
     'jobs.restore': (p) => jobs.restore(p),
+    'jobs.planRestore': (p) => jobs.planRestore(p),
     'jobs.verify': (p) => jobs.verify(p.id, p.deep),
     'jobs.cancel': (p) => jobs.cancel(p.id),
     'drives.list': () => listDrives(),

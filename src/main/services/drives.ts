@@ -37,7 +37,8 @@ async function nearestExisting(p: string): Promise<string> {
   return dir;
 }
 
-async function freeBytes(p: string): Promise<number | null> {
+/** Free bytes on the filesystem that holds `p` (or would, for a path not made yet). */
+export async function freeBytes(p: string): Promise<number | null> {
   try {
     const s = await fsp.statfs(await nearestExisting(p));
     return s.bavail * s.bsize;

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ParsedParams, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
+import type { ParsedParams, RestorePlan, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import {
   DEFAULT_SCHEDULE,
@@ -18,7 +18,8 @@ import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states
 import type { EngineHost } from '../engine-host/engine-host.js';
 import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
 import type { ConfigStore } from './config-store.js';
-import { checkChoice, listDrives } from './drives.js';
+import { formatBytes } from '../cli/format-human.js';
+import { checkChoice, freeBytes, listDrives } from './drives.js';
 import type { EventBus } from './event-bus.js';
 
 export type Now = () => Date;
@@ -246,6 +247,29 @@ export class JobService {
         { onProgress, signal, onLog: this.log(job) },
       ),
     );
+  }
+
+  async planRestore(p: ParsedParams<'jobs.planRestore'>): Promise<RestorePlan> {
+    const job = this.job(p.id);
+    const target = await restoreTarget(p.target, job.config.primary, p.stateId);
+    const summary = await this.engine.call('inspect', { archive: job.config.secondary });
+    const existing = await fsp.stat(target).catch(() => null);
+    const plan: RestorePlan = {
+      target,
+      bytes: summary.primarySize,
+      freeBytes: await freeBytes(target),
+      targetExists: existing !== null,
+      problems: [],
+    };
+    if (!job.states.some((s) => s.id === p.stateId))
+      plan.problems.push(`state ${p.stateId} does not exist`);
+    if (existing && p.overwrite === 'none')
+      plan.problems.push(`${target} exists: choose a new name (nothing is overwritten)`);
+    if (!existing && plan.freeBytes !== null && plan.freeBytes < plan.bytes)
+      plan.problems.push(
+        `not enough space: the state needs ${formatBytes(plan.bytes)}, ${formatBytes(plan.freeBytes)} are free`,
+      );
+    return plan;
   }
 
   verify(id: string, deep: boolean): Promise<VerifyReport> {

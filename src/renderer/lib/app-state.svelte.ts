@@ -1,7 +1,14 @@
 // The UI's state: jobs as the services push them, the states of the job on screen, and which
 // screen is showing. Components read it and call its methods; only this talks to the backend.
 import { SvelteDate } from 'svelte/reactivity';
-import type { ApiEvent, ChoiceCheck, DriveInfo, Params, RestoreWhat } from '../../shared/api';
+import type {
+  ApiEvent,
+  ChoiceCheck,
+  DriveInfo,
+  Params,
+  RestorePlan,
+  RestoreWhat,
+} from '../../shared/api';
 import type { JobView, Schedule } from '../../shared/jobs';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states';
 import { BackendError, type Backend } from './backend';
@@ -78,6 +85,15 @@ export class AppState {
 
   async setPaused(id: string, paused: boolean): Promise<void> {
     await this.attempt(() => this.backend.call('jobs.update', { id, paused }));
+  }
+
+  planRestore(
+    id: string,
+    stateId: number,
+    target: string,
+    overwrite: 'none' | 'rollback' | 'force',
+  ): Promise<RestorePlan> {
+    return this.backend.call('jobs.planRestore', { id, stateId, target, overwrite });
   }
 
   /** Checks every checksum of the job's archive; throws a BackendError when it cannot. */
