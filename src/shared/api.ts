@@ -107,7 +107,11 @@ export const requestSchemas = {
   'jobs.verify': z.object({ id, deep: z.boolean() }),
   'jobs.cancel': z.object({ id }),
   'drives.list': z.object({}),
-  'drives.check': z.object({ primary: path, secondary: path }),
+  'drives.check': z.object({
+    mode: jobModeSchema.default('device'),
+    primary: path,
+    secondary: path,
+  }),
   'settings.get': z.object({}),
   'settings.update': settingsPatchSchema,
 } as const;

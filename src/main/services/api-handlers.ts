@@ -37,7 +37,7 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.cancel': (p) => jobs.cancel(p.id),
     'drives.list': () => listDrives(),
     'drives.check': async (p) =>
-      checkChoice('device', p.primary, p.secondary, await listDrives().catch(() => [])),
+      checkChoice(p.mode, p.primary, p.secondary, await listDrives().catch(() => [])),
     'settings.get': () => settings.current(),
     'settings.update': (p) => settings.update(p),
   };
