@@ -58,7 +58,9 @@ describe('tidemark serve', () => {
     expect(
       (await call('jobs.list', { Authorization: 'Bearer wrong-token-xxxxxxxxxx' })).status,
     ).toBe(401);
-    expect((await call('jobs.list', { Cookie: 'tidemark_token=wrong' })).status).toBe(401);
+    expect(
+      (await call('jobs.list', { Cookie: `tidemark_token_${served.port}=wrong` })).status,
+    ).toBe(401);
     expect((await rawRequest(served.port, '/', { headers: { Host: host() } })).status).toBe(401);
     expect(
       (await rawRequest(served.port, '/?token=nope', { headers: { Host: host() } })).status,

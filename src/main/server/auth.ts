@@ -3,7 +3,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import * as os from 'node:os';
 
-export const COOKIE_NAME = 'tidemark_token';
+/**
+ * Cookies are shared by every port of a host: two servers on one machine (or a server and
+ * another app on localhost) would overwrite each other's cookie without the port in its name.
+ */
+export function cookieName(port: number): string {
+  return `tidemark_token_${port}`;
+}
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -19,17 +25,17 @@ export function bearerToken(req: IncomingMessage): string | null {
   return match?.[1] ?? null;
 }
 
-export function cookieToken(req: IncomingMessage): string | null {
+export function cookieToken(req: IncomingMessage, port: number): string | null {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const [name, ...value] = part.trim().split('=');
-    if (name === COOKIE_NAME) return decodeURIComponent(value.join('='));
+    if (name === cookieName(port)) return decodeURIComponent(value.join('='));
   }
   return null;
 }
 
 /** The cookie the first page load (`?token=T`) trades the token for. */
-export function sessionCookie(token: string): string {
-  return `${COOKIE_NAME}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`;
+export function sessionCookie(token: string, port: number): string {
+  return `${cookieName(port)}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`;
 }
 
 export function isLoopback(host: string): boolean {

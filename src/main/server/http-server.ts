@@ -65,6 +65,7 @@ export class HeadlessServer {
   private readonly server: http.Server;
   private readonly streams = new Set<http.ServerResponse>();
   private hosts = new Set<string>();
+  private port = 0;
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly options: ServerOptions) {
@@ -84,6 +85,7 @@ export class HeadlessServer {
       this.server.listen(this.options.port, this.options.host, () => resolve());
     });
     const port = (this.server.address() as AddressInfo).port;
+    this.port = port;
     this.hosts = allowedHosts(this.options.host, port);
     this.unsubscribe = this.options.events.subscribe((e) => this.broadcast(e));
     return port;
@@ -115,13 +117,13 @@ export class HeadlessServer {
       }
       url.searchParams.delete('token');
       send(res, 303, '', 'text/plain', {
-        'Set-Cookie': sessionCookie(this.options.token),
+        'Set-Cookie': sessionCookie(this.options.token, this.port),
         Location: url.pathname + url.search,
         'Cache-Control': 'no-store',
       });
       return;
     }
-    const given = bearerToken(req) ?? cookieToken(req);
+    const given = bearerToken(req) ?? cookieToken(req, this.port);
     if (!tokenMatches(this.options.token, given)) {
       send(res, 401, 'a token is needed: open the address `tidemark serve` printed\n', undefined, {
         'WWW-Authenticate': 'Bearer realm="tidemark"',
