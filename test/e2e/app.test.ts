@@ -21,6 +21,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
   let served: Served;
   let context: BrowserContext;
   let ui: TidemarkPage;
+  const consoleErrors: string[] = [];
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-e2e-'));
@@ -42,7 +43,11 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
       colorScheme: 'light',
     });
     const page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => console.error('page error:', err));
+    // Script errors and CSP violations (an inline style the policy blocks) fail the run.
+    page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
     ui = new TidemarkPage(page, SHOTS);
   });
 
@@ -195,5 +200,10 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.button('Remove the job').click();
     await page.getByText('Nothing is protected yet.').waitFor();
     expect(fs.readdirSync(path.join(dir, 'backup', 'tidemark'))).toContain('tidemark.json');
+  });
+
+  // Last: it judges everything the tests above did in the page.
+  it('logged no script error and no CSP violation', () => {
+    expect(consoleErrors).toEqual([]);
   });
 });
