@@ -31,8 +31,12 @@ export default defineConfig({
   main: {
     build: {
       rolldownOptions: {
-        // The entry is named `index` so it is emitted as out/main/index.js (package.json "main").
-        input: { index: resolve(root, 'src/main/electron/main.ts') },
+        // The entry is named `index` so it is emitted as out/main/index.js (package.json "main");
+        // the engine worker is its own entry beside it (engine-host.ts loads it from there).
+        input: {
+          index: resolve(root, 'src/main/electron/main.ts'),
+          'engine-worker': resolve(root, 'src/main/engine-host/engine-worker.ts'),
+        },
       },
     },
   },

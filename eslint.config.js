@@ -137,5 +137,25 @@ export default defineConfig([
       'no-restricted-imports': restrictImports(electronOnlyInGlue, noNodeBuiltins('src/renderer')),
     },
   },
+  {
+    // Raw ipcMain only inside the typed wrapper, which checks every sender (STYLE.md).
+    name: 'tidemark/ipc-through-wrapper',
+    files: ['src/main/electron/**'],
+    ignores: ['src/main/electron/ipc.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'electron',
+              importNames: ['ipcMain'],
+              message: 'Use registerApi/forwardEvents from src/main/electron/ipc.ts.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   ...engineLayers,
 ]);

@@ -1,17 +1,191 @@
-// The contract between the Electron preload bridge and the renderer.
-// Pure TypeScript: no `node:*`, no `electron`, no DOM (STYLE.md, "Runtime layers").
+// The one API contract between the UI and the services, used by the Electron IPC layer, the
+// preload bridge, the renderer and the headless server alike. Pure TypeScript + zod: no
+// `node:*`, no `electron`, no DOM (STYLE.md, "Runtime layers").
+import { z } from 'zod';
+import type { ErrorInfo, Result } from './errors.js';
+import { jobModeSchema, scheduleSchema, type JobView } from './jobs.js';
+import type { RestoreReport, StateInfo, VerifyReport } from './states.js';
+
+const id = z.string().min(1).max(64);
+const path = z.string().trim().min(1, { message: 'choose a path' }).max(4096);
+
+export const restoreWhatSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('everything') }),
+  z.object({ kind: z.literal('subtree'), path }),
+  z.object({ kind: z.literal('file'), path }),
+]);
+export type RestoreWhat = z.infer<typeof restoreWhatSchema>;
+
+export interface DriveInfo {
+  device: string;
+  description: string;
+  /** Bytes, or null when the system does not say. */
+  size: number | null;
+  mountpoints: string[];
+  removable: boolean;
+  system: boolean;
+  readOnly: boolean;
+}
+
+/** What the services think of a primary/secondary pair before a job is made of it. */
+export interface ChoiceCheck {
+  /** Reasons the pair cannot work; empty when it can. */
+  errors: string[];
+  /** Worth saying but not blocking ("the secondary has 2 GB free, the primary is 4 GB"). */
+  warnings: string[];
+  /** Reading the primary needs root / administrator rights. */
+  needsElevation: boolean;
+  primarySize: number | null;
+}
+
+/** What a restore would do, for the wizard's confirm step. */
+export interface RestorePlan {
+  /** The file that would be written (a folder as the target names a new file in it). */
+  target: string;
+  /** Bytes the restored state holds. */
+  bytes: number;
+  /** Free bytes where the target would be written, or null when unknown. */
+  freeBytes: number | null;
+  targetExists: boolean;
+  /** Why the restore would fail as asked; empty when it would not. */
+  problems: string[];
+}
+
+export type SnapshotOutcome = { changed: true; state: StateInfo } | { changed: false };
+
+export interface Settings {
+  /** Pause every job until this ISO time (the tray's "Pause for 1 hour"), or null. */
+  pausedUntil: string | null;
+  notifications: boolean;
+}
+
+export const settingsPatchSchema = z.object({
+  pausedUntil: z.string().datetime().nullable().optional(),
+  notifications: z.boolean().optional(),
+});
+
+export interface AppInfo {
+  version: string;
+  /** 'desktop' under Electron, 'headless' under `tidemark serve`. */
+  shell: 'desktop' | 'headless';
+}
+
+/** Every request: its parameter schema (checked at the boundary) and its result type. */
+export const requestSchemas = {
+  'app.info': z.object({}),
+  'jobs.list': z.object({}),
+  'jobs.create': z.object({
+    name: z.string().trim().max(200).optional(),
+    mode: jobModeSchema,
+    primary: path,
+    secondary: path,
+    schedule: scheduleSchema,
+  }),
+  'jobs.update': z.object({
+    id,
+    name: z.string().trim().min(1).max(200).optional(),
+    schedule: scheduleSchema.optional(),
+    paused: z.boolean().optional(),
+  }),
+  'jobs.remove': z.object({ id }),
+  'jobs.snapshot': z.object({ id }),
+  'jobs.states': z.object({ id }),
+  'jobs.restore': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    what: restoreWhatSchema,
+    target: path,
+    /** Onto an existing target: 'rollback' writes only what differs, 'force' everything. */
+    overwrite: z.enum(['none', 'rollback', 'force']),
+  }),
+  'jobs.planRestore': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    target: path,
+    overwrite: z.enum(['none', 'rollback', 'force']),
+  }),
+  'jobs.verify': z.object({ id, deep: z.boolean() }),
+  'jobs.cancel': z.object({ id }),
+  'drives.list': z.object({}),
+  'drives.check': z.object({
+    mode: jobModeSchema.default('device'),
+    primary: path,
+    secondary: path,
+  }),
+  'settings.get': z.object({}),
+  'settings.update': settingsPatchSchema,
+} as const;
+
+export interface ResponseTypes {
+  'app.info': AppInfo;
+  'jobs.list': JobView[];
+  'jobs.create': JobView;
+  'jobs.update': JobView;
+  'jobs.remove': null;
+  'jobs.snapshot': SnapshotOutcome;
+  'jobs.states': StateInfo[];
+  'jobs.restore': RestoreReport;
+  'jobs.planRestore': RestorePlan;
+  'jobs.verify': VerifyReport;
+  'jobs.cancel': boolean;
+  'drives.list': DriveInfo[];
+  'drives.check': ChoiceCheck;
+  'settings.get': Settings;
+  'settings.update': Settings;
+}
+
+export type Method = keyof typeof requestSchemas;
+export type Params<M extends Method> = z.input<(typeof requestSchemas)[M]>;
+export type ParsedParams<M extends Method> = z.output<(typeof requestSchemas)[M]>;
+export type Response<M extends Method> = ResponseTypes[M];
+
+/** Pushed from the services to every UI. */
+export type ApiEvent =
+  | { type: 'job'; job: JobView }
+  | { type: 'job-removed'; id: string }
+  | { type: 'settings'; settings: Settings }
+  | { type: 'failure'; jobId: string; error: ErrorInfo };
+
+export function isMethod(value: unknown): value is Method {
+  return typeof value === 'string' && Object.hasOwn(requestSchemas, value);
+}
+
+/** Checks untrusted parameters; a failure reads as one line for people. */
+export function parseParams<M extends Method>(method: M, params: unknown): Result<ParsedParams<M>> {
+  const parsed = requestSchemas[method].safeParse(params ?? {});
+  if (parsed.success) return { ok: true, value: parsed.data as ParsedParams<M> };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` ${issue.path.join('.')}` : '';
+  return {
+    ok: false,
+    error: {
+      code: 'usage',
+      // What is wrong first, for people; where, for whoever wrote the request.
+      message: `${issue?.message ?? 'bad parameters'} (${method}${where})`,
+      retryable: false,
+    },
+  };
+}
+
+/** One call through whatever carries it (IPC or HTTP). */
+export interface ApiTransport {
+  call<M extends Method>(method: M, params: Params<M>): Promise<Result<Response<M>>>;
+  /** Returns a function that unsubscribes. */
+  subscribe(listener: (event: ApiEvent) => void): () => void;
+}
 
 /**
- * What the preload script exposes to the renderer as `window.tidemark`.
- *
- * A placeholder for now: the typed request/response channels and events are added here
- * when the IPC layer lands. contextBridge copies what crosses it, so members are plain data
- * or functions taking and returning plain data: no class instances, no `any`.
+ * What the preload script exposes to the renderer as `window.tidemark`. contextBridge copies
+ * what crosses it, so members are plain data or functions taking and returning plain data.
  */
-export interface TidemarkBridge {
+export interface TidemarkBridge extends ApiTransport {
   /** The app version (package.json "version"), as reported by the main process. */
   readonly version: string;
 }
+
+/** The IPC channels the preload bridge uses (one for calls, one for events). */
+export const IPC_CALL = 'tidemark:call';
+export const IPC_EVENT = 'tidemark:event';
 
 /**
  * The switch the main process appends to the renderer's command line (`additionalArguments`)

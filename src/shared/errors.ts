@@ -26,6 +26,11 @@ export type ErrorCode =
   | 'restore.target-unwritable'
   | 'restore.mismatch'
   | 'volume.pre-hook-failed'
+  | 'job.not-found'
+  | 'job.busy'
+  | 'job.cancelled'
+  | 'job.bad-choice'
+  | 'engine.crashed'
   | 'internal';
 
 export interface ErrorInfo {

@@ -21,6 +21,7 @@ const USAGE = `usage: tidemark <command> [options]
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--rollback] [--force] [--json]
   verify <archive-dir> [--deep] [--json]             check every checksum
   catalog rebuild <archive-dir>                      rebuild the catalog from the updates
+  serve [--host H] [--port N] [--token T] [--archive DIR]... [--allow-remote] [--data-dir DIR]
 
 folders (volume mode):${VOLUME_USAGE}`;
 
@@ -202,6 +203,8 @@ async function run(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'serve':
+      return (await import('./serve.js')).serve(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -1,12 +1,27 @@
-// Electron glue: one locked-down window that loads the renderer. Nothing else lives here yet;
-// the services are wired in by the composition root in a later change (STYLE.md).
+// Electron glue: the locked-down window, the tray, notifications and power events, wired to
+// the services started by the composition root. Nothing here does I/O of its own.
 import { join } from 'node:path';
-import { app, BrowserWindow, nativeTheme, session, type WebContents } from 'electron';
+import { pathToFileURL } from 'node:url';
+import {
+  app,
+  BrowserWindow,
+  nativeTheme,
+  powerMonitor,
+  session,
+  type Tray,
+  type WebContents,
+} from 'electron';
 import { VERSION_SWITCH } from '../../shared/api.js';
+import { startApp, type App } from '../index.js';
+import { defaultDataDir } from '../services/data-dir.js';
+import { forwardEvents, registerApi } from './ipc.js';
+import { notifyFailures } from './notifications.js';
+import { createTray } from './tray.js';
 
 // This file is bundled to out/main/index.js; the preload and renderer are its siblings.
 const PRELOAD_PATH = join(import.meta.dirname, '../preload/index.cjs');
 const RENDERER_HTML = join(import.meta.dirname, '../renderer/index.html');
+const RENDERER_URL = pathToFileURL(RENDERER_HTML).href;
 
 // `electron-vite dev` points this at the Vite dev server. Never honoured in a packaged app:
 // an environment variable must not be able to load foreign content next to our preload.
@@ -14,6 +29,14 @@ const DEV_SERVER_URL = app.isPackaged ? undefined : process.env['ELECTRON_RENDER
 
 // Before `ready`: every renderer is sandboxed, whatever its webPreferences say.
 app.enableSandbox();
+// The folder `tidemark serve` uses too (Electron's default would follow package.json "name").
+app.setPath('userData', defaultDataDir());
+
+let services: App | null = null;
+let mainWindow: BrowserWindow | null = null;
+// Held here so that the tray is not garbage-collected (and vanishes) while the app runs.
+const held: { tray?: Tray } = {};
+let quitting = false;
 
 /** No popups, no navigation away from the app, no <webview>: for every web contents. */
 function lockDown(contents: WebContents): void {
@@ -33,11 +56,18 @@ function denyAllPermissions(): void {
   session.defaultSession.setPermissionCheckHandler(() => false);
 }
 
-function createMainWindow(): BrowserWindow {
+/** Only our window's top frame, showing our own page, may call the API. */
+function trustedSender(contents: WebContents, frameUrl: string, isMainFrame: boolean): boolean {
+  if (!isMainFrame || mainWindow === null || contents !== mainWindow.webContents) return false;
+  const origin = DEV_SERVER_URL ?? RENDERER_URL;
+  return DEV_SERVER_URL === undefined ? frameUrl === origin : frameUrl.startsWith(origin);
+}
+
+function createMainWindow(services: App): BrowserWindow {
   const window = new BrowserWindow({
     title: 'Tidemark',
-    width: 960,
-    height: 640,
+    width: 1000,
+    height: 760,
     minWidth: 480,
     minHeight: 360,
     show: false,
@@ -49,11 +79,20 @@ function createMainWindow(): BrowserWindow {
       contextIsolation: true,
       sandbox: true,
       nodeIntegration: false,
+      webviewTag: false,
       spellcheck: false,
-      additionalArguments: [`${VERSION_SWITCH}${app.getVersion()}`],
+      additionalArguments: [`${VERSION_SWITCH}${services.info.version}`],
     },
   });
+  forwardEvents(services.events, window.webContents);
   window.once('ready-to-show', () => window.show());
+  // Closing the window leaves Tidemark in the tray: backups go on.
+  window.on('close', (event) => {
+    if (!quitting) {
+      event.preventDefault();
+      window.hide();
+    }
+  });
   const loading =
     DEV_SERVER_URL === undefined ? window.loadFile(RENDERER_HTML) : window.loadURL(DEV_SERVER_URL);
   loading.catch((error: unknown) => {
@@ -62,15 +101,47 @@ function createMainWindow(): BrowserWindow {
   return window;
 }
 
-app.on('web-contents-created', (_event, contents) => lockDown(contents));
-app.on('window-all-closed', () => {
-  if (process.platform !== 'darwin') app.quit();
-});
+function openWindow(): void {
+  if (!services) return;
+  mainWindow ??= createMainWindow(services);
+  mainWindow.show();
+  mainWindow.focus();
+}
 
-void app.whenReady().then(() => {
-  denyAllPermissions();
-  createMainWindow();
-  app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) createMainWindow();
+function watchPower(services: App): void {
+  const { scheduler } = services;
+  scheduler.setOnBattery(powerMonitor.isOnBatteryPower());
+  powerMonitor.on('on-battery', () => scheduler.setOnBattery(true));
+  powerMonitor.on('on-ac', () => scheduler.setOnBattery(false));
+  // After sleep a backup disk may have come or gone.
+  powerMonitor.on('resume', () => scheduler.drivesChanged());
+}
+
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  app.on('second-instance', openWindow);
+  app.on('web-contents-created', (_event, contents) => lockDown(contents));
+  // The tray keeps the app (and its schedule) alive with no window open.
+  app.on('window-all-closed', () => undefined);
+  app.on('before-quit', () => {
+    quitting = true;
   });
-});
+  app.on('will-quit', () => {
+    void services?.close();
+  });
+
+  void app.whenReady().then(async () => {
+    denyAllPermissions();
+    services = await startApp({
+      dataDir: app.getPath('userData'),
+      info: { version: app.getVersion(), shell: 'desktop' },
+    });
+    registerApi(services.dispatch, trustedSender);
+    watchPower(services);
+    notifyFailures(services, openWindow);
+    held.tray = createTray(services, { open: openWindow, quit: () => app.quit() });
+    openWindow();
+    app.on('activate', openWindow);
+  });
+}

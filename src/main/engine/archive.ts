@@ -13,7 +13,7 @@ import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
 
-const LOCK_NAME = 'lock';
+export const LOCK_NAME = 'lock';
 
 export interface OpenOptions {
   /** Writers take the archive lock and finish or clean up what a crash interrupted. */

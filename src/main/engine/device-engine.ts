@@ -31,6 +31,8 @@ export const MAX_BLOCK_SIZE = 16 << 20;
 export interface InitOptions {
   blockSize?: number;
   clock?: Clock;
+  /** Blocks read of the baseline so far; throwing from it abandons the init. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Creates an archive of a device primary in `archiveDir` and records its baseline, state 0. */
@@ -75,7 +77,7 @@ export async function initArchive(
     await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
     await writer.commit();
     archive = await Archive.adopt(dir, lock);
-    const state = await captureBaseline(archive, options.clock ?? systemClock);
+    const state = await captureBaseline(archive, options.clock ?? systemClock, options.onProgress);
     await archive.close();
     return state;
   } catch (err) {

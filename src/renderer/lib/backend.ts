@@ -1,7 +1,36 @@
-// The one module that talks to the backend (STYLE.md, "One adapter module"). For now the only
-// thing to ask is the version; the typed API calls come with the IPC contract.
+// The one module the UI uses to reach the backend (STYLE.md, "One adapter module"): the
+// Electron preload bridge in the desktop app, HTTP + server-sent events under `tidemark serve`.
+import type { ApiEvent, ApiTransport, Method, Params, Response } from '../../shared/api';
+import type { Result } from '../../shared/errors';
+import { httpTransport } from './http-transport';
 
-/** The app version, or undefined when there is no Electron bridge (headless server, tests). */
-export function appVersion(): string | undefined {
-  return window.tidemark?.version;
+export interface Backend {
+  call<M extends Method>(method: M, params: Params<M>): Promise<Response<M>>;
+  subscribe(listener: (event: ApiEvent) => void): () => void;
+}
+
+/** An API error, as the services wrote it for people. */
+export class BackendError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function unwrap<T>(result: Result<T>): T {
+  if (result.ok) return result.value;
+  throw new BackendError(result.error.code, result.error.message);
+}
+
+function backendOver(transport: ApiTransport): Backend {
+  return {
+    call: async (method, params) => unwrap(await transport.call(method, params)),
+    subscribe: (listener) => transport.subscribe(listener),
+  };
+}
+
+export function connectBackend(): Backend {
+  return backendOver(window.tidemark ?? httpTransport());
 }

@@ -55,8 +55,17 @@ export async function captureInterval(
 }
 
 /** The baseline: state 0, every block of the primary. */
-export async function captureBaseline(archive: Archive, clock: Clock): Promise<StateRow> {
-  const result = await capture(archive, null, { clock }, undefined);
+export async function captureBaseline(
+  archive: Archive,
+  clock: Clock,
+  onProgress?: (done: number, total: number) => void,
+): Promise<StateRow> {
+  const result = await capture(
+    archive,
+    null,
+    onProgress ? { clock, onProgress } : { clock },
+    undefined,
+  );
   if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
   return result.state;
 }

@@ -1,0 +1,129 @@
+// The engine's thread: every bulk read, write and hash happens here, never on the main thread.
+// Requests run concurrently (the archive lock keeps two writers off one archive); a cancelled
+// request stops at its next progress report.
+import { parentPort, workerData } from 'node:worker_threads';
+import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
+import type { StateInfo } from '../../shared/states.js';
+import { readManifest } from '../engine/archive.js';
+import type { StateRow } from '../engine/catalog.js';
+import {
+  initArchive,
+  listStates,
+  restoreArchive,
+  snapshotArchive,
+  verify,
+} from '../engine/device-engine.js';
+import type {
+  EngineMethod,
+  EngineMethods,
+  FromWorker,
+  ToWorker,
+  WorkerData,
+} from './rpc-protocol.js';
+
+const port = parentPort;
+if (port === null) throw new Error('engine-worker.js runs as a worker thread only');
+const options = (workerData ?? { allowCrash: false }) as WorkerData;
+
+const cancelled = new Set<number>();
+const post = (message: FromWorker): void => port.postMessage(message);
+
+function stateInfo(row: StateRow): StateInfo {
+  const info: StateInfo = {
+    id: row.id,
+    time: row.time,
+    changedBlocks: row.changedBlocks,
+    storedBytes: row.storedBytes,
+    stateHash: row.stateHash,
+    consistency: row.consistency,
+  };
+  if (row.consistencyReason) info.consistencyReason = row.consistencyReason;
+  return info;
+}
+
+type Handlers = {
+  [M in EngineMethod]: (
+    params: EngineMethods[M]['params'],
+    onProgress: (done: number, total: number) => void,
+  ) => Promise<EngineMethods[M]['result']>;
+};
+
+const handlers: Handlers = {
+  init: async (p, onProgress) =>
+    stateInfo(
+      await initArchive(p.primary, p.archive, {
+        onProgress,
+        ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+      }),
+    ),
+  snapshot: async (p, onProgress) => {
+    const r = await snapshotArchive(p.archive, { onProgress });
+    return r.changed ? { changed: true, state: stateInfo(r.state) } : { changed: false };
+  },
+  states: (p) => listStates(p.archive),
+  restore: (p, onProgress) =>
+    restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
+      rollback: p.rollback,
+      force: p.force,
+      onProgress,
+    }),
+  verify: (p, onProgress) => verify(p.archive, { deep: p.deep, onProgress }),
+  inspect: async (p) => {
+    const m = await readManifest(p.archive);
+    return {
+      mode: 'device',
+      primary: m.primary.path,
+      primarySize: m.primary.size,
+      blockSize: m.blockSize,
+    };
+  },
+};
+
+function errorInfo(err: unknown): ErrorInfo {
+  if (isTidemarkError(err)) return err.toInfo();
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'internal', message: `internal error: ${message}`, retryable: false };
+}
+
+async function run(id: number, method: EngineMethod, params: unknown): Promise<void> {
+  // Progress is throttled here, not in the host: posting a message per chunk costs a copy.
+  let lastPost = 0;
+  const onProgress = (done: number, total: number): void => {
+    if (cancelled.has(id)) throw new TidemarkError('job.cancelled', 'cancelled');
+    const now = performance.now();
+    if (now - lastPost < 100 && done < total) return;
+    lastPost = now;
+    post({ kind: 'progress', id, done, total });
+  };
+  try {
+    const handler = handlers[method] as (p: unknown, o: typeof onProgress) => Promise<unknown>;
+    const value = await handler(params, onProgress);
+    post({ kind: 'result', id, value });
+  } catch (err) {
+    // A bug's stack goes to the log; the caller (and the person) gets the one-line error.
+    if (!isTidemarkError(err) && err instanceof Error && err.stack)
+      post({ kind: 'log', id, level: 'warn', message: err.stack });
+    post({ kind: 'error', id, error: errorInfo(err) });
+  } finally {
+    cancelled.delete(id);
+  }
+}
+
+port.on('message', (message: ToWorker) => {
+  switch (message.kind) {
+    case 'call':
+      void run(message.id, message.method, message.params);
+      break;
+    case 'cancel':
+      cancelled.add(message.id);
+      break;
+    case 'crash':
+      if (options.allowCrash) {
+        // An uncaught exception, as a bug deep in a native module would raise.
+        setImmediate(() => {
+          throw new Error('crash requested by a test');
+        });
+      }
+      break;
+  }
+});

@@ -1,0 +1,42 @@
+// Jobs and settings, persisted in the user data dir (jobs.json, settings.json).
+import * as path from 'node:path';
+import { z } from 'zod';
+import type { Settings } from '../../shared/api.js';
+import { jobConfigSchema, type JobConfig } from '../../shared/jobs.js';
+import { readJson, writeJsonAtomic } from './atomic-file.js';
+
+const jobsFileSchema = z.object({ version: z.literal(1), jobs: z.array(jobConfigSchema) });
+const settingsSchema = z.object({
+  pausedUntil: z.string().nullable(),
+  notifications: z.boolean(),
+});
+
+export const DEFAULT_SETTINGS: Settings = { pausedUntil: null, notifications: true };
+
+export class ConfigStore {
+  constructor(readonly dataDir: string) {}
+
+  private get jobsFile(): string {
+    return path.join(this.dataDir, 'jobs.json');
+  }
+
+  private get settingsFile(): string {
+    return path.join(this.dataDir, 'settings.json');
+  }
+
+  async loadJobs(): Promise<JobConfig[]> {
+    return (await readJson(this.jobsFile, jobsFileSchema, { version: 1, jobs: [] })).jobs;
+  }
+
+  async saveJobs(jobs: JobConfig[]): Promise<void> {
+    await writeJsonAtomic(this.jobsFile, { version: 1, jobs });
+  }
+
+  async loadSettings(): Promise<Settings> {
+    return readJson(this.settingsFile, settingsSchema, DEFAULT_SETTINGS);
+  }
+
+  async saveSettings(settings: Settings): Promise<void> {
+    await writeJsonAtomic(this.settingsFile, settings);
+  }
+}

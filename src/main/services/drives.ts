@@ -1,0 +1,140 @@
+// Disks as drivelist sees them, and what we think of a primary/secondary pair before a job is
+// made of it. drivelist hides loop devices on Linux; folders and image files are chosen by path.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import drivelist from 'drivelist';
+import type { ChoiceCheck, DriveInfo } from '../../shared/api.js';
+import type { JobMode } from '../../shared/jobs.js';
+import { formatBytes } from '../cli/format-human.js';
+import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
+
+export async function listDrives(): Promise<DriveInfo[]> {
+  const drives = await drivelist.list();
+  return drives
+    .filter((d) => !d.isVirtual || d.mountpoints.length > 0)
+    .map((d) => ({
+      device: d.device,
+      description: d.description || d.device,
+      size: d.size,
+      mountpoints: d.mountpoints.map((m) => m.path),
+      removable: d.isRemovable,
+      system: d.isSystem,
+      readOnly: d.isReadOnly,
+    }))
+    .sort((a, b) => Number(b.removable) - Number(a.removable));
+}
+
+/** `inner` is `outer` or lies inside it (both absolute). */
+function within(outer: string, inner: string): boolean {
+  const rel = path.relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+async function nearestExisting(p: string): Promise<string> {
+  let dir = p;
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+/** Free bytes on the filesystem that holds `p` (or would, for a path not made yet). */
+export async function freeBytes(p: string): Promise<number | null> {
+  try {
+    const s = await fsp.statfs(await nearestExisting(p));
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+async function canRead(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p, fs.constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function checkChoice(
+  mode: JobMode,
+  primaryIn: string,
+  secondaryIn: string,
+  drives: DriveInfo[] = [],
+): Promise<ChoiceCheck> {
+  const primary = path.resolve(primaryIn);
+  const secondary = path.resolve(secondaryIn);
+  const check: ChoiceCheck = { errors: [], warnings: [], needsElevation: false, primarySize: null };
+  let stat: fs.Stats | null = null;
+  try {
+    stat = await fsp.stat(primary);
+  } catch {
+    check.errors.push(`${primary} does not exist`);
+  }
+  if (stat) {
+    if (mode === 'device' && stat.isDirectory()) {
+      check.errors.push(`${primary} is a folder: choose an image file or a disk`);
+    } else if (mode === 'device' && !stat.isFile() && !stat.isBlockDevice()) {
+      check.errors.push(`${primary} is neither an image file nor a disk`);
+    } else if (!(await canRead(primary))) {
+      check.needsElevation = stat.isBlockDevice();
+      check.errors.push(
+        stat.isBlockDevice()
+          ? `reading ${primary} needs administrator rights: run Tidemark as root (sudo)`
+          : `${primary} cannot be read: check its permissions`,
+      );
+    }
+    if (stat.isFile()) check.primarySize = stat.size;
+    const drive = drives.find((d) => d.device === primary);
+    if (stat.isBlockDevice()) check.primarySize = drive?.size ?? null;
+    for (const mount of drive?.mountpoints ?? []) {
+      if (within(mount, secondary)) {
+        check.errors.push(
+          `${secondary} lies on ${primary} itself: keep the backup on another disk`,
+        );
+      }
+    }
+  }
+  if (secondary === primary) check.errors.push('the backup cannot be the primary itself');
+  else if (within(primary, secondary)) check.errors.push(`${secondary} lies inside the primary`);
+  else if (within(secondary, primary))
+    check.errors.push(`the primary lies inside ${secondary}: choose a folder elsewhere`);
+  await checkSecondaryFolder(secondary, primary, check);
+  const free = await freeBytes(secondary);
+  if (check.primarySize !== null && free !== null && free < check.primarySize) {
+    check.warnings.push(
+      `the backup disk has ${formatBytes(free)} free; the baseline may need up to ${formatBytes(check.primarySize)}`,
+    );
+  }
+  return check;
+}
+
+async function checkSecondaryFolder(
+  secondary: string,
+  primary: string,
+  check: ChoiceCheck,
+): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(secondary);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') check.errors.push(`${secondary} is a file: choose a folder`);
+    // Absent: it will be created.
+    return;
+  }
+  if (entries.includes(MANIFEST_NAME)) {
+    try {
+      const manifest = JSON.parse(await fsp.readFile(path.join(secondary, MANIFEST_NAME), 'utf8'));
+      if (manifest?.primary?.path === primary)
+        check.warnings.push(
+          `${secondary} already holds an archive of this primary: the job continues it`,
+        );
+      else check.errors.push(`${secondary} holds the archive of another primary`);
+    } catch {
+      check.errors.push(`${secondary} holds an unreadable archive`);
+    }
+  } else if (entries.length > 0) {
+    check.errors.push(`${secondary} is not empty: choose an empty or new folder`);
+  }
+}

@@ -1,0 +1,180 @@
+// The UI's state: jobs as the services push them, the states of the job on screen, and which
+// screen is showing. Components read it and call its methods; only this talks to the backend.
+import { SvelteDate } from 'svelte/reactivity';
+import type {
+  ApiEvent,
+  ChoiceCheck,
+  DriveInfo,
+  Params,
+  RestorePlan,
+  RestoreWhat,
+} from '../../shared/api';
+import type { JobView, Schedule } from '../../shared/jobs';
+import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states';
+import { BackendError, type Backend } from './backend';
+
+export type Screen = { name: 'status' } | { name: 'new-job' } | { name: 'job'; id: string };
+
+export class AppState {
+  jobs = $state<JobView[]>([]);
+  screen = $state<Screen>({ name: 'status' });
+  /** States per job id, loaded when a job is opened and after each change. */
+  states = $state<Record<string, StateInfo[]>>({});
+  /** The last thing that went wrong, written for people; shown in a banner. */
+  error = $state<string | null>(null);
+  loaded = $state(false);
+  /** Ticks every 30 s so that ages ("3 min ago") stay true. */
+  readonly now = new SvelteDate();
+
+  readonly currentJob = $derived.by(() => {
+    const screen = this.screen;
+    return screen.name === 'job' ? this.jobs.find((j) => j.config.id === screen.id) : undefined;
+  });
+
+  constructor(private readonly backend: Backend) {}
+
+  async start(): Promise<void> {
+    this.backend.subscribe((event) => this.apply(event));
+    setInterval(() => this.now.setTime(Date.now()), 30_000);
+    try {
+      this.jobs = await this.backend.call('jobs.list', {});
+      // With a single job, open it: its time slider is what the user came for.
+      const only = this.jobs.length === 1 ? this.jobs[0] : undefined;
+      if (only) await this.openJob(only.config.id);
+    } catch (err) {
+      this.fail(err);
+    }
+    this.loaded = true;
+  }
+
+  show(screen: Screen): void {
+    this.error = null;
+    this.screen = screen;
+  }
+
+  async openJob(id: string): Promise<void> {
+    this.show({ name: 'job', id });
+    await this.loadStates(id);
+  }
+
+  async loadStates(id: string): Promise<void> {
+    try {
+      this.states[id] = await this.backend.call('jobs.states', { id });
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async snapshot(id: string): Promise<void> {
+    this.error = null;
+    try {
+      await this.backend.call('jobs.snapshot', { id });
+      await this.loadStates(id);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.backend.call('jobs.cancel', { id }).catch((err: unknown) => this.fail(err));
+  }
+
+  async updateSchedule(id: string, schedule: Schedule): Promise<boolean> {
+    return this.attempt(() => this.backend.call('jobs.update', { id, schedule }));
+  }
+
+  async setPaused(id: string, paused: boolean): Promise<void> {
+    await this.attempt(() => this.backend.call('jobs.update', { id, paused }));
+  }
+
+  planRestore(
+    id: string,
+    stateId: number,
+    target: string,
+    overwrite: 'none' | 'rollback' | 'force',
+  ): Promise<RestorePlan> {
+    return this.backend.call('jobs.planRestore', { id, stateId, target, overwrite });
+  }
+
+  /** Checks every checksum of the job's archive; throws a BackendError when it cannot. */
+  verify(id: string): Promise<VerifyReport> {
+    return this.backend.call('jobs.verify', { id, deep: false });
+  }
+
+  /** Forgets the job; its archive stays on the backup disk. */
+  async removeJob(id: string): Promise<void> {
+    if (await this.attempt(() => this.backend.call('jobs.remove', { id }))) {
+      this.jobs = this.jobs.filter((j) => j.config.id !== id);
+      this.show({ name: 'status' });
+    }
+  }
+
+  drives(): Promise<DriveInfo[]> {
+    return this.backend.call('drives.list', {});
+  }
+
+  checkChoice(primary: string, secondary: string): Promise<ChoiceCheck> {
+    return this.backend.call('drives.check', { primary, secondary });
+  }
+
+  /** Throws a BackendError with a message for people when the services refuse. */
+  async createJob(params: Params<'jobs.create'>): Promise<void> {
+    const job = await this.backend.call('jobs.create', params);
+    this.upsert(job);
+    await this.openJob(job.config.id);
+  }
+
+  restore(
+    id: string,
+    stateId: number,
+    what: RestoreWhat,
+    target: string,
+    overwrite: 'none' | 'rollback' | 'force',
+  ): Promise<RestoreReport> {
+    return this.backend.call('jobs.restore', { id, stateId, what, target, overwrite });
+  }
+
+  private async attempt(work: () => Promise<unknown>): Promise<boolean> {
+    this.error = null;
+    try {
+      await work();
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.error = err instanceof BackendError || err instanceof Error ? err.message : String(err);
+  }
+
+  private upsert(job: JobView): void {
+    const i = this.jobs.findIndex((j) => j.config.id === job.config.id);
+    if (i === -1) this.jobs.push(job);
+    else this.jobs[i] = job;
+  }
+
+  private apply(event: ApiEvent): void {
+    switch (event.type) {
+      case 'job': {
+        const before = this.jobs.find((j) => j.config.id === event.job.config.id);
+        this.upsert(event.job);
+        // A state was added (a scheduled snapshot, a finished baseline): reload the timeline.
+        if (
+          before &&
+          before.stateCount !== event.job.stateCount &&
+          this.states[event.job.config.id]
+        )
+          void this.loadStates(event.job.config.id);
+        break;
+      }
+      case 'job-removed':
+        this.jobs = this.jobs.filter((j) => j.config.id !== event.id);
+        break;
+      case 'failure':
+      case 'settings':
+        break;
+    }
+  }
+}

@@ -1,0 +1,209 @@
+// End to end, for real: `tidemark serve` on real temporary image files, the built UI in
+// Debian's Chromium driven by playwright-core, bytes checked on disk.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomImage, scribble } from '../helpers/engine.js';
+import { startServe, type Served } from '../helpers/serve.js';
+import { sha256 } from '../helpers/tmp.js';
+import { TidemarkPage } from './tidemark-page.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.resolve(import.meta.dirname, '../../test-results/e2e');
+const TOKEN = 'e2e-token-0123456789abcdef';
+const haveChromium = fs.existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`skipping the UI tests: no ${CHROMIUM} (apt-get install chromium)`);
+
+describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => {
+  let dir: string;
+  let served: Served;
+  let context: BrowserContext;
+  let ui: TidemarkPage;
+  const consoleErrors: string[] = [];
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-e2e-'));
+    fs.rmSync(SHOTS, { recursive: true, force: true });
+    served = await startServe(['--token', TOKEN, '--data-dir', path.join(dir, 'data')]);
+    context = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1000, height: 760 },
+      colorScheme: 'light',
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    // Script errors and CSP violations (an inline style the policy blocks) fail the run.
+    page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
+    ui = new TidemarkPage(page, SHOTS);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await served?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('protects an image, snapshots, slides back in time and restores it, verified on disk', async () => {
+    const image = path.join(dir, 'disk.img');
+    const archive = path.join(dir, 'backup', 'tidemark');
+    const restored = path.join(dir, 'restored.img');
+    // Big enough that the baseline is still running when its progress is photographed.
+    randomImage(image, 64);
+    const baseline = sha256(image);
+    const page = ui.page;
+
+    // The token is traded for a cookie and leaves the address bar.
+    await page.goto(`${served.url}?token=${TOKEN}`);
+    expect(page.url()).toBe(served.url);
+    await page.getByText('Nothing is protected yet.').waitFor();
+    await ui.screenshot('empty');
+
+    await ui.createJob(image, archive);
+    await ui.screenshot('new-job');
+    await ui.button('Start baseline').click();
+    await page.getByRole('progressbar', { name: 'Recording the baseline progress' }).waitFor();
+    await ui.screenshot('baseline-running');
+    await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
+    await page.getByText('Protected', { exact: true }).waitFor();
+    await ui.expectNoErrors();
+    await ui.screenshot('baseline');
+
+    scribble(image, 50 << 20, 300_000);
+    const changed = sha256(image);
+    await ui.button('Snapshot now').click();
+    await ui.until('the second state', async () => (await ui.stateCount()) === 2);
+    expect(await ui.sliderValue()).toBe(1);
+    await ui.screenshot('snapshot');
+
+    await ui.slider.focus();
+    await page.keyboard.press('Home');
+    expect(await ui.sliderValue()).toBe(0);
+    await page.getByText('Baseline: every block').waitFor();
+    await page.keyboard.press('ArrowRight');
+    expect(await ui.sliderValue()).toBe(1);
+    await page.getByText(/blocks since state 0/).waitFor();
+    await ui.screenshot('slider-state-1');
+    await page.keyboard.press('ArrowLeft');
+    expect(await ui.sliderValue()).toBe(0);
+    await page.keyboard.press('End');
+    expect(await ui.sliderValue()).toBe(1);
+    // PageUp/PageDown move by a day: no state is a day away, so to the first/last one.
+    await page.keyboard.press('PageUp');
+    expect(await ui.sliderValue()).toBe(0);
+    await page.keyboard.press('PageDown');
+    expect(await ui.sliderValue()).toBe(1);
+    await page.keyboard.press('Home');
+    await ui.screenshot('slider-state-0');
+
+    await ui.button('Restore').click();
+    const wizard = ui.wizard;
+    await expect(wizard.getByLabel('State to restore')).toBeTruthy();
+    expect(await wizard.getByLabel('State to restore').inputValue()).toBe('0');
+    await ui.screenshot('wizard-state');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    expect(await wizard.getByRole('radio', { name: /Everything/ }).isChecked()).toBe(true);
+    expect(await wizard.getByRole('radio', { name: /A file/ }).isDisabled()).toBe(true);
+    await ui.screenshot('wizard-what');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('radio', { name: /Over the original/ }).check();
+    expect(await wizard.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    await ui.screenshot('wizard-where-original-warning');
+    await wizard.getByRole('radio', { name: /To a new file/ }).check();
+    // An existing file is refused at the check step, before anything is written.
+    await wizard.getByLabel('Restore to (a new file, or a folder)').fill(image);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(`${image} exists: choose a new name (nothing is overwritten)`).waitFor();
+    expect(await wizard.getByRole('button', { name: 'Restore now' }).isDisabled()).toBe(true);
+    await ui.screenshot('wizard-confirm-refused');
+    await wizard.getByRole('button', { name: 'Back' }).click();
+    await wizard.getByLabel('Restore to (a new file, or a folder)').fill(restored);
+    await ui.screenshot('wizard-where');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(`${restored} (new file)`).waitFor();
+    await wizard.getByText(/^67 MB · .* free on the target$/).waitFor();
+    await ui.screenshot('wizard-confirm');
+    await wizard.getByRole('button', { name: 'Restore now' }).click();
+    await wizard.getByText('Restored and verified').waitFor({ timeout: 60_000 });
+    await ui.screenshot('wizard-done');
+
+    expect(sha256(restored)).toBe(baseline);
+    // The primary was not touched.
+    expect(sha256(image)).toBe(changed);
+
+    await ui.button('Verify archive').click();
+    await page.getByText(/Verified: 2 updates, .* all checksums match/).waitFor();
+    await ui.screenshot('verified');
+
+    await ui.button('Status').click();
+    await page.getByRole('article', { name: /Job disk\.img/ }).waitFor();
+    await ui.screenshot('status');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await ui.screenshot('status-dark');
+    await page.getByRole('button', { name: 'disk.img', exact: true }).click();
+    await ui.slider.waitFor();
+    await ui.screenshot('job-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('says why a job cannot be made, and opens on the only job after a reload', async () => {
+    const page = ui.page;
+    await ui.button('New job').click();
+    await page.getByLabel('Disk or image file').fill(path.join(dir, 'disk.img'));
+    await page.getByLabel('Archive folder on the backup disk').fill(path.join(dir, 'disk.img'));
+    await page.getByText('the backup cannot be the primary itself').waitFor();
+    expect(await ui.button('Start baseline').isDisabled()).toBe(true);
+    await page.getByLabel('Archive folder on the backup disk').fill(path.join(dir, 'data'));
+    await page.getByText(/is not empty/).waitFor();
+    await ui.screenshot('new-job-refused');
+
+    await page.reload();
+    // A single job: the UI opens on it with its time slider showing.
+    await ui.slider.waitFor();
+    expect(await ui.stateCount()).toBe(2);
+
+    // Schedule settings: a refused change says why, a good one is kept across a reload.
+    await ui.button('Edit schedule').click();
+    await page.getByLabel('Quiet hours (no snapshots)').check();
+    await page.getByLabel('Quiet hours end').selectOption('22');
+    await ui.button('Save schedule').click();
+    await page.getByText('quiet hours must start and end at different hours').waitFor();
+    await ui.screenshot('schedule-refused');
+    await page.getByLabel('Quiet hours end').selectOption('6');
+    await page.getByLabel('Snapshot interval').selectOption('5');
+    await ui.button('Save schedule').click();
+    await ui.button('Edit schedule').waitFor();
+    await ui.expectNoErrors();
+    await page.reload();
+    await ui.button('Edit schedule').click();
+    expect(await page.getByLabel('Snapshot interval').inputValue()).toBe('5');
+    expect(await page.getByLabel('Quiet hours start').inputValue()).toBe('22');
+    await ui.screenshot('schedule');
+
+    // Removing the job forgets it; the archive stays on the backup disk.
+    await ui.button('Cancel').click();
+    await ui.button('Remove job').click();
+    await ui.screenshot('remove-job');
+    await ui.button('Remove the job').click();
+    await page.getByText('Nothing is protected yet.').waitFor();
+    expect(fs.readdirSync(path.join(dir, 'backup', 'tidemark'))).toContain('tidemark.json');
+  });
+
+  // Last: it judges everything the tests above did in the page.
+  it('logged no script error and no CSP violation', () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,73 @@
+// What the tray says, from the jobs' views (the Electron Tray itself cannot run here).
+import { describe, expect, it } from 'vitest';
+import { trayStatus, trayTooltip } from '../../src/main/electron/tray-status.js';
+import { DEFAULT_SCHEDULE, type JobView } from '../../src/shared/jobs.js';
+
+function job(patch: Partial<JobView>, name = 'laptop'): JobView {
+  return {
+    config: {
+      id: name,
+      name,
+      mode: 'device',
+      primary: '/dev/sda',
+      secondary: '/media/usb/tidemark',
+      schedule: DEFAULT_SCHEDULE,
+      retention: { keep: 'all' },
+      paused: false,
+      createdAt: '2026-11-26T10:00:00.000Z',
+    },
+    status: 'ok',
+    lastConsistent: null,
+    stateCount: 0,
+    activity: null,
+    lastError: null,
+    nextRunAt: null,
+    waiting: null,
+    ...patch,
+  };
+}
+
+const state = (time: string) => ({
+  id: 3,
+  time,
+  changedBlocks: 1,
+  storedBytes: 1,
+  stateHash: 'ab',
+  consistency: 'quiescent' as const,
+});
+
+describe('tray', () => {
+  it('says the last consistent state with its time and age', () => {
+    const now = new Date(2026, 10, 26, 14, 8);
+    const t = new Date(2026, 10, 26, 14, 5).toISOString();
+    expect(trayTooltip([job({ lastConsistent: state(t) })], now)).toBe(
+      'Last consistent state: 14:05 (3 min ago)',
+    );
+  });
+
+  it('says why a job waits or what failed', () => {
+    const now = new Date(2026, 10, 26, 14, 8);
+    const t = new Date(2026, 10, 26, 12, 8).toISOString();
+    const jobs = [
+      job({ lastConsistent: state(t), waiting: 'Backup disk not connected' }),
+      job(
+        {
+          lastError: { code: 'archive.full', message: 'the backup disk is full', retryable: false },
+        },
+        'nas',
+      ),
+    ];
+    expect(trayTooltip(jobs, now)).toBe(
+      'Last consistent state: 12:08 (2 h ago)\nlaptop: Backup disk not connected\nnas: the backup disk is full',
+    );
+  });
+
+  it('picks the most urgent colour', () => {
+    expect(trayStatus([job({})])).toBe('ok');
+    expect(trayStatus([job({}), job({ status: 'secondary-missing' })])).toBe('secondary-missing');
+    expect(trayStatus([job({ status: 'running' }), job({ status: 'secondary-missing' })])).toBe(
+      'running',
+    );
+    expect(trayStatus([job({ status: 'running' }), job({ status: 'error' })])).toBe('error');
+  });
+});
