@@ -1,3 +1,4 @@
+import * as fsp from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { TidemarkError } from '../../shared/errors.js';
@@ -8,6 +9,7 @@ import { FORMAT_VERSION } from './format/version.js';
 export const CATALOG_NAME = 'catalog.sqlite';
 const SCHEMA_VERSION = FORMAT_VERSION;
 const LOOKUP_BATCH = 256;
+const PREFETCH_LIMIT = 1 << 30;
 
 /** Where one stored block lives: update object, record offset, lengths, codec. */
 export interface BlobLocation {
@@ -126,6 +128,32 @@ export class Catalog {
       .prepare('SELECT * FROM states WHERE time_ms <= ? ORDER BY time_ms DESC, id DESC LIMIT 1')
       .get(timeMs) as DbState | undefined;
     return row && toStateRow(row);
+  }
+
+  /**
+   * Reads the database file once, sequentially and off the main thread, so that the lookups of
+   * a scan find its pages in the page cache. Blob hashes are random, so each lookup touches a
+   * random page: on a cold cache a few thousand of them cost more than the whole file read in
+   * order (measured: 0.8 s of a 2 GiB interval). Files larger than PREFETCH_LIMIT are left to
+   * SQLite's own reads. Errors are ignored: this only warms a cache.
+   */
+  async prefetch(): Promise<void> {
+    if (this.inMemory) return;
+    const handle = await fsp.open(this.db.name, 'r').catch(() => null);
+    if (!handle) return;
+    try {
+      const { size } = await handle.stat();
+      if (size > PREFETCH_LIMIT) return;
+      const buffer = Buffer.allocUnsafe(Math.min(size, 1 << 20));
+      for (let at = 0; at < size; at += buffer.length) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+        if (bytesRead === 0) break;
+      }
+    } catch {
+      // Only a cache warm-up.
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
 
   /** Locations of the given hashes that are stored; one query per 256 hashes. */

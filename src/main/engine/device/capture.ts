@@ -229,11 +229,15 @@ async function scanInto(
     pending.length = 0;
   };
 
+  // Dedup lookups hit random catalog pages: warm the file while the primary is read.
+  const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
   try {
     await readRuns(device, runs, blockSize, processChunk);
   } catch (err) {
     await result.writer?.abort();
     throw err;
+  } finally {
+    await warming;
   }
   return result;
 }
