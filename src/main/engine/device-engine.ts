@@ -4,9 +4,9 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
-import { Archive, ArchiveLock, readManifest } from './archive.js';
+import { Archive, ArchiveLock } from './archive.js';
+import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
 import type { StateRow } from './catalog.js';
-import { CATALOG_NAME } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { captureBaseline, captureInterval, type CaptureResult } from './device/capture.js';
 import { deviceNumbers, PrimaryDevice } from './device/primary-device.js';
@@ -14,8 +14,7 @@ import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
 import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
-import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore, makeDirs } from './storage/folder-store.js';
+import { FolderStore } from './storage/folder-store.js';
 import { indexUpdate } from './update-index.js';
 import { verifyArchive, type VerifyOptions } from './verify.js';
 
@@ -63,7 +62,7 @@ export async function initArchive(
       `${dir} lies on ${device.path} itself: keep the archive on another disk`,
     );
   }
-  const created = await prepareEmptyDir(dir, device.path);
+  const created = await prepareEmptyDir(dir, device.path, '`tidemark snapshot`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
   try {
@@ -87,50 +86,6 @@ export async function initArchive(
     await lock.release();
     if (created) await fsp.rmdir(dir).catch(() => undefined);
     throw err;
-  }
-}
-
-async function prepareEmptyDir(dir: string, primaryPath: string): Promise<boolean> {
-  let entries: string[];
-  try {
-    entries = await fsp.readdir(dir);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR')
-      throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
-    if (code !== 'ENOENT') throw archiveIoError(err, dir);
-    try {
-      await makeDirs(dir);
-    } catch (mkErr) {
-      throw archiveIoError(mkErr, `creating ${dir}`);
-    }
-    return true;
-  }
-  if (entries.includes(MANIFEST_NAME)) {
-    const m = await readManifest(dir);
-    if (m.primary.path === primaryPath) {
-      throw new TidemarkError(
-        'archive.not-empty',
-        `${dir} already holds an archive of ${primaryPath}: use \`tidemark snapshot\``,
-      );
-    }
-    throw new TidemarkError(
-      'archive.other-primary',
-      `${dir} holds the archive of another primary (${m.primary.path})`,
-    );
-  }
-  if (entries.length > 0) {
-    throw new TidemarkError(
-      'archive.not-empty',
-      `${dir} is not empty and holds no Tidemark archive: choose an empty folder`,
-    );
-  }
-  return false;
-}
-
-async function removeArchiveFiles(dir: string): Promise<void> {
-  for (const name of [MANIFEST_NAME, CATALOG_NAME, `${CATALOG_NAME}-journal`, 'updates']) {
-    await fsp.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

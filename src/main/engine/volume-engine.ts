@@ -15,13 +15,13 @@ import type {
   VolumeRestoreReport,
 } from '../../shared/states.js';
 import { Archive, ArchiveLock, readManifest } from './archive.js';
-import { CATALOG_NAME, type StateRow } from './catalog.js';
+import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
+import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { StateSelector } from './restore.js';
-import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore, makeDirs } from './storage/folder-store.js';
+import { FolderStore } from './storage/folder-store.js';
 import type { VerifyOptions } from './verify.js';
 import {
   captureVolumePoint,
@@ -89,7 +89,7 @@ export async function initVolumeArchive(
       'usage',
       'block size must be a multiple of 4096 between 4096 and 16777216 bytes',
     );
-  const created = await prepareEmptyDir(dir, root);
+  const created = await prepareEmptyDir(dir, root, '`tidemark snapshot` or `tidemark watch`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
   try {
@@ -127,51 +127,11 @@ export async function initVolumeArchive(
     return result;
   } catch (err) {
     await archive?.close().catch(() => undefined);
-    for (const name of [
-      MANIFEST_NAME,
-      CATALOG_NAME,
-      `${CATALOG_NAME}-journal`,
-      'updates',
-      JOURNAL_NAME,
-    ])
-      await fsp.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    await removeArchiveFiles(dir, [JOURNAL_NAME]);
     await lock.release();
     if (created) await fsp.rmdir(dir).catch(() => undefined);
     throw err;
   }
-}
-
-async function prepareEmptyDir(dir: string, root: string): Promise<boolean> {
-  let entries: string[];
-  try {
-    entries = await fsp.readdir(dir);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR')
-      throw new TidemarkError('archive.foreign', `${dir} is a file, not a folder`);
-    if (code !== 'ENOENT') throw archiveIoError(err, dir);
-    try {
-      await makeDirs(dir);
-    } catch (mkErr) {
-      throw archiveIoError(mkErr, `creating ${dir}`);
-    }
-    return true;
-  }
-  if (entries.includes(MANIFEST_NAME)) {
-    const m = await readManifest(dir);
-    throw new TidemarkError(
-      m.primary.path === root ? 'archive.not-empty' : 'archive.other-primary',
-      m.primary.path === root
-        ? `${dir} already holds an archive of ${root}: use \`tidemark snapshot\` or \`tidemark watch\``
-        : `${dir} holds the archive of another primary (${m.primary.path})`,
-    );
-  }
-  if (entries.length > 0)
-    throw new TidemarkError(
-      'archive.not-empty',
-      `${dir} is not empty and holds no Tidemark archive: choose an empty folder`,
-    );
-  return false;
 }
 
 export interface VolumeSnapshotOptions {
