@@ -26,6 +26,18 @@ export function missingTools(list) {
   return list.filter((t) => (t.path ? !fs.existsSync(t.path) : !which(t.cmd)));
 }
 
+/**
+ * Loads every measured program once (binaries, shared libraries, tidemark's JS and native
+ * modules) so that a following "cold" run reads only its data from the disk.
+ */
+export async function warmPrograms(withBorg) {
+  await run(process.execPath, [TIDEMARK_BIN, '--help']);
+  await run('dd', ['--version']);
+  await run('rsync', ['--version']);
+  await run('restic', ['version']);
+  if (withBorg) await run('borg', ['--version']);
+}
+
 // ---------------------------------------------------------------------------------- tidemark
 
 function parseJson(stdout, what) {
