@@ -11,6 +11,7 @@ import {
 } from '../engine/device-engine.js';
 import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
@@ -23,7 +24,9 @@ const USAGE = `usage: tidemark <command> [options]
   catalog rebuild <archive-dir>                      rebuild the catalog from the updates
   serve [--host H] [--port N] [--token T] [--archive DIR]... [--allow-remote] [--data-dir DIR]
 
-folders (volume mode):${VOLUME_USAGE}`;
+folders (volume mode):${VOLUME_USAGE}
+
+retention (device and folder archives):${RETENTION_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -76,6 +79,8 @@ async function run(argv: string[]): Promise<number> {
   const out = (line: string): boolean => process.stdout.write(line + '\n');
   const volume = await runVolumeCommand(command, rest, out);
   if (volume !== undefined) return volume;
+  const retention = await runRetentionCommand(command, rest, out);
+  if (retention !== undefined) return retention;
   switch (command) {
     case 'init': {
       const { values, args } = parse(

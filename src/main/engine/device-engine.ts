@@ -16,6 +16,7 @@ import type { Journal } from './journal.js';
 import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
 import { FolderStore } from './storage/folder-store.js';
 import { indexUpdate } from './update-index.js';
+import { pinnedStates } from './retention/pins.js';
 import { verifyArchive, type VerifyOptions } from './verify.js';
 
 /**
@@ -127,8 +128,9 @@ export async function snapshotArchive(
 }
 
 export async function listStates(archiveDir: string): Promise<StateInfo[]> {
-  return withArchive(archiveDir, false, (archive) =>
-    archive.catalog.states().map((s) => {
+  return withArchive(archiveDir, false, async (archive) => {
+    const pins = await pinnedStates(archive.store);
+    return archive.catalog.states().map((s) => {
       const info: StateInfo = {
         id: s.id,
         time: s.time,
@@ -136,11 +138,12 @@ export async function listStates(archiveDir: string): Promise<StateInfo[]> {
         storedBytes: s.storedBytes,
         stateHash: s.stateHash,
         consistency: s.consistency,
+        pinned: pins.has(s.id),
       };
       if (s.consistencyReason) info.consistencyReason = s.consistencyReason;
       return info;
-    }),
-  );
+    });
+  });
 }
 
 export async function restoreArchive(

@@ -19,6 +19,7 @@ import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
+import { pinnedStates } from './retention/pins.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { StateSelector } from './restore.js';
 import { FolderStore } from './storage/folder-store.js';
@@ -268,7 +269,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export async function listVolumeStates(archiveDir: string): Promise<StateInfo[]> {
   return withReader(archiveDir, async (archive) => {
     const out: StateInfo[] = [];
-    for (const s of archive.catalog.states()) out.push(await volumeStateInfo(archive, s));
+    const pins = await pinnedStates(archive.store);
+    for (const s of archive.catalog.states())
+      out.push({ ...(await volumeStateInfo(archive, s)), pinned: pins.has(s.id) });
     return out;
   });
 }
