@@ -61,7 +61,8 @@ export function decideRetention(
       bucket: weekKey,
     },
   ];
-  const widest = [...tiers].sort((a, b) => b.windowMs - a.windowMs)[0] as Tier;
+  // Named in "beyond …": the tier reaching furthest back (the coarsest one on a tie).
+  const widest = tiers.reduce((w, t) => (t.windowMs >= w.windowMs ? t : w));
   const newest = states.reduce<PolicyState | undefined>(
     (best, s) => (best === undefined || newer(s, best) ? s : best),
     undefined,
