@@ -11,13 +11,14 @@ import {
 } from '../engine/device-engine.js';
 import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
-import { runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
+import { minFreeOption, runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
+import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
 
   init <primary> <archive-dir> [--block-size BYTES]   baseline: record state 0
-  snapshot <archive-dir>                             end the interval now
+  snapshot <archive-dir> [--min-free SIZE|PCT]       end the interval now
   states <archive-dir> [--json]                      list the states
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--rollback] [--force] [--json]
   verify <archive-dir> [--deep] [--json]             check every checksum
@@ -102,17 +103,30 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'snapshot': {
-      const { values, args } = parse(rest, { json: { type: 'boolean' } }, 1);
+      const { values, args } = parse(
+        rest,
+        { json: { type: 'boolean' }, 'min-free': { type: 'string' } },
+        1,
+      );
       const onProgress = progress('scanning');
-      const result = await snapshotArchive(args[0] as string, onProgress ? { onProgress } : {});
+      const minFree = minFreeOption(values['min-free']);
+      const result = await snapshotArchive(args[0] as string, {
+        ...(onProgress ? { onProgress } : {}),
+        ...(minFree ? { minFree } : {}),
+      });
+      const guard = result.spaceGuard ? { spaceGuard: result.spaceGuard } : {};
       if (values.json)
         out(
           JSON.stringify(
-            result.changed ? { changed: true, state: result.state } : { changed: false },
+            result.changed
+              ? { changed: true, state: result.state, ...guard }
+              : { changed: false, ...guard },
           ),
         );
       else if (result.changed) out(describeState(result.state));
       else out(`nothing changed since state ${result.latest.id}: no state recorded`);
+      if (result.spaceGuard)
+        process.stderr.write(`tidemark: ${describeSpaceGuard(result.spaceGuard)}\n`);
       return 0;
     }
     case 'states': {

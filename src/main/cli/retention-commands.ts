@@ -12,6 +12,7 @@ import {
   parseDuration,
   type RetentionSettings,
 } from '../engine/retention/retention-policy.js';
+import { parseMinFree, type MinFree } from '../engine/retention/space-guard.js';
 import { formatBytes } from './format-human.js';
 
 export const RETENTION_USAGE = `
@@ -79,6 +80,12 @@ export function retentionSettings(
   const weekly = count(values['keep-weekly'], '--keep-weekly');
   if (weekly !== undefined) settings.weekly = weekly;
   return settings;
+}
+
+/** `--min-free` of snapshot and watch: a size (500M, 2G) or a percentage of the secondary. */
+export function minFreeOption(value: unknown): MinFree | undefined {
+  if (value === undefined) return undefined;
+  return parseMinFree(String(value));
 }
 
 function stateArg(text: string | undefined): number {
