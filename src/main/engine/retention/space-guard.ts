@@ -97,7 +97,9 @@ export async function guardSpace(
   minFree: MinFree,
   measure: (dir: string) => Promise<{ free: number; total: number }> = freeSpace,
 ): Promise<SpaceGuardReport | null> {
-  let { free, total } = await measure(archive.dir);
+  const first = await measure(archive.dir);
+  let free = first.free;
+  const total = first.total;
   const minFreeBytes =
     'bytes' in minFree ? minFree.bytes : Math.ceil((total * minFree.percent) / 100);
   if (free >= minFreeBytes) return null;
