@@ -11,7 +11,12 @@ import {
   snapshotArchive,
   verify,
 } from '../../src/main/engine/device-engine.js';
+import { walkRecords } from '../../src/main/engine/format/record-walker.js';
+import { RECORD_BLOCK, RECORD_HEADER_BYTES } from '../../src/main/engine/format/update-format.js';
+import { UpdateReader } from '../../src/main/engine/format/update-reader.js';
+import { collapseUpdates } from '../../src/main/engine/retention/collapse.js';
 import { dropStates } from '../../src/main/engine/retention/drop-states.js';
+import { loadStateMap } from '../../src/main/engine/state-loader.js';
 import { archiveBytes } from '../../src/main/engine/retention/prune.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
 
@@ -128,6 +133,77 @@ describe('retention collapse on a device archive', () => {
     // Snapshots go on after a prune.
     const more = await snapshotArchive(archive);
     expect(more.changed).toBe(false);
+  });
+});
+
+/** Bytes of stored-block records (header + stored bytes) in the live updates, by hash. */
+async function storedBlocks(a: Archive): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const name of await a.updateNames()) {
+    const r = await UpdateReader.open(a.store, name);
+    const [start, end] = r.recordsRange;
+    await walkRecords(a.store, name, start, end, (h, _o, stored) => {
+      if (h.kind === RECORD_BLOCK)
+        out.set(h.hash.toString('hex'), RECORD_HEADER_BYTES + stored.length);
+    });
+  }
+  return out;
+}
+
+describe('a prune cut between its commit and its catalog record', () => {
+  it('readers still see the old states; the next writer finishes the collapse', async () => {
+    const dir = tempDir();
+    const { archive, shas } = await buildDeviceArchive(dir, 5, 3);
+    // The collapse of 2..4 committed, as a crash would leave it: nothing recorded, nothing deleted.
+    await withArchive(archive, async (a) => {
+      const rows = a.catalog.states().filter((r) => r.id >= 2 && r.id <= 4);
+      await collapseUpdates({
+        store: a.store,
+        kind: 'device',
+        blockSize: a.manifest.blockSize,
+        sources: rows.map((r) => r.update),
+        keepBlob: () => true,
+      });
+    });
+    expect(fs.readdirSync(path.join(archive, 'updates'))).toContain('0000000004-0000000002.tmu');
+    // A reader opens without touching anything: the old catalog and objects are still whole.
+    expect(await restoresAll(dir, archive, shas)).toEqual([0, 1, 2, 3, 4, 5]);
+    // A writer finishes it: the catalog follows the committed update, what it replaced goes.
+    const ids = await withArchive(archive, async (a) => a.catalog.states().map((s) => s.id));
+    expect(ids).toEqual([0, 1, 4, 5]);
+    expect(fs.readdirSync(path.join(archive, 'updates')).sort()).toEqual([
+      '0000000000.tmu',
+      '0000000001.tmu',
+      '0000000004-0000000002.tmu',
+      '0000000005.tmu',
+    ]);
+    expect(await restoresAll(dir, archive, shas)).toEqual([0, 1, 4, 5]);
+  });
+});
+
+describe('what a prune frees', () => {
+  it('exactly the blocks that only dropped states used; every block a kept state uses stays', async () => {
+    const dir = tempDir();
+    const { archive } = await buildDeviceArchive(dir, 8, 9);
+    const drop = new Set([0, 2, 3, 5, 6]);
+    const { before, used } = await withArchive(archive, async (a) => {
+      const used = new Set<string>();
+      for (const s of a.catalog.states()) {
+        if (drop.has(s.id)) continue;
+        const map = await loadStateMap(a, s.id);
+        for (let i = 0; i < map.blockCount; i++) used.add(map.hashAt(i).toString('hex'));
+      }
+      return { before: await storedBlocks(a), used };
+    });
+    const alone = [...before].filter(([h]) => !used.has(h));
+    expect(alone.length).toBeGreaterThan(0);
+    const after = await withArchive(archive, async (a) => {
+      await dropStates(a, drop);
+      return storedBlocks(a);
+    });
+    expect([...after.keys()].sort()).toEqual([...before.keys()].filter((h) => used.has(h)).sort());
+    const sum = (m: Iterable<[string, number]>): number => [...m].reduce((n, [, b]) => n + b, 0);
+    expect(sum(before) - sum(after)).toBe(sum(alone));
   });
 });
 
