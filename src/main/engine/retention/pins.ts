@@ -46,8 +46,3 @@ export async function setPinned(
   }
   return true;
 }
-
-/** Removes pins of states that no longer exist (a pin never outlives its state). */
-export async function dropPinsOf(archive: Archive, stateIds: Iterable<number>): Promise<void> {
-  for (const id of stateIds) await archive.store.delete(pinName(id));
-}

@@ -63,8 +63,9 @@ export function decideRetention(
   ];
   // Named in "beyond …": the tier reaching furthest back (the coarsest one on a tie).
   const widest = tiers.reduce((w, t) => (t.windowMs >= w.windowMs ? t : w));
+  // The newest is the last state recorded (highest id), even if the clock went back meanwhile.
   const newest = states.reduce<PolicyState | undefined>(
-    (best, s) => (best === undefined || newer(s, best) ? s : best),
+    (best, s) => (best === undefined || s.id > best.id ? s : best),
     undefined,
   );
   // The representative of each bucket: its newest state.
