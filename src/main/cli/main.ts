@@ -66,7 +66,7 @@ function describeState(s: StateInfo): string {
     s.consistency === 'none'
       ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
       : ` ${s.consistency}`;
-  return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
+  return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}${s.pinned ? '  pinned' : ''}`;
 }
 
 function integer(value: string | boolean | undefined, flag: string): number {

@@ -145,7 +145,7 @@ function describeVolumeState(s: StateInfo): string {
     s.consistency === 'none'
       ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
       : ` ${s.consistency}`;
-  return `state ${s.id}  ${s.time}  ${s.changedFiles ?? 0} files changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
+  return `state ${s.id}  ${s.time}  ${s.changedFiles ?? 0} files changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}${s.pinned ? '  pinned' : ''}`;
 }
 
 /** Prints a point's outcome; the warnings (unreadable files, notes) go to stderr. */
