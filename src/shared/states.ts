@@ -15,6 +15,8 @@ export interface StateInfo {
   consistencyReason?: string;
   /** Volume archives: files, folders and links added, changed or removed in the interval. */
   changedFiles?: number;
+  /** Retention never removes a pinned state (`tidemark pin`). */
+  pinned?: boolean;
   /** Volume archives: files that could not be read at this point, and why (they keep their previous version). */
   unreadable?: Array<{ path: string; reason: string }>;
 }
