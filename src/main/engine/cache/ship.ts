@@ -1,0 +1,131 @@
+import { TidemarkError } from '../../../shared/errors.js';
+import type { Archive } from '../archive.js';
+import { HASH_BYTES, zeroHash } from '../block-hash.js';
+import { walkRecords } from '../format/record-walker.js';
+import { RECORD_BLOCK } from '../format/update-format.js';
+import { UpdateReader } from '../format/update-reader.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { FolderStore } from '../storage/folder-store.js';
+import { indexUpdate } from '../update-index.js';
+import { updateName } from '../update-names.js';
+import { forEachChange } from '../volume/tree-loader.js';
+import type { CacheEntry } from './cache-entry.js';
+
+const COPY_CHUNK = 4 << 20;
+
+export interface ShipProgress {
+  /** A cached update is on the secondary and recorded in its catalog (`again`: it already was). */
+  onShipped?: (stateId: number, bytes: number, again: boolean) => void;
+}
+
+/**
+ * Ships the cached updates to the secondary, oldest first. Each is copied through the object
+ * store (temporary name, fsync, rename), checked to refer only to blocks the secondary then
+ * holds, and recorded in the secondary's catalog; only then is it counted as shipped. Cache
+ * copies are released by the caller once every update is across. A crash at any instant leaves
+ * either the update absent from the secondary (shipped again next time) or present whole (found
+ * by the next open, recognised by its state hash and not shipped again).
+ */
+export async function shipPending(
+  entry: CacheEntry,
+  secondary: Archive,
+  progress: ShipProgress = {},
+): Promise<number[]> {
+  const cacheStore = new FolderStore(entry.dir);
+  const shipped: number[] = [];
+  try {
+    for (const id of await entry.pendingIds()) {
+      const name = updateName(id);
+      const cached = await UpdateReader.open(cacheStore, name);
+      const there = secondary.catalog.state(id);
+      if (there) {
+        if (there.stateHash !== cached.meta.stateHash)
+          throw new TidemarkError(
+            'cache.conflict',
+            `the secondary already has a different state ${id}: the cached updates from ${id} on cannot be shipped (cache folder ${entry.dir})`,
+          );
+        progress.onShipped?.(id, cached.size, true);
+        shipped.push(id);
+        continue;
+      }
+      const latest = secondary.catalog.latestState();
+      if (latest?.id !== cached.meta.parentStateId)
+        throw new TidemarkError(
+          'cache.conflict',
+          `cached state ${id} follows state ${cached.meta.parentStateId}, but the secondary's latest is ${latest?.id ?? 'none'}`,
+        );
+      await checkReferences(cached, secondary, secondary.manifest.primary.kind === 'device');
+      await copyObject(cacheStore, secondary.store, name, cached.size);
+      await indexUpdate(secondary.catalog, await UpdateReader.open(secondary.store, name));
+      progress.onShipped?.(id, cached.size, false);
+      shipped.push(id);
+    }
+  } finally {
+    await cacheStore.close();
+  }
+  return shipped;
+}
+
+/**
+ * A shipped update must be whole on the secondary: every block its map or entries name is either
+ * stored in it or already held by the secondary. Cached updates dedup only against the cache,
+ * so this holds unless the secondary lost blocks meanwhile; then nothing is shipped.
+ */
+async function checkReferences(
+  update: UpdateReader,
+  secondary: Archive,
+  device: boolean,
+): Promise<void> {
+  const own = new Set<string>();
+  const [start, end] = update.recordsRange;
+  await walkRecords(update.store, update.name, start, end, (h) => {
+    if (h.kind === RECORD_BLOCK) own.add(Buffer.from(h.hash).toString('hex'));
+  });
+  const wanted = new Map<string, Buffer>();
+  const want = (hash: Buffer): void => {
+    const key = hash.toString('hex');
+    if (!own.has(key) && !wanted.has(key)) wanted.set(key, Buffer.from(hash));
+  };
+  if (device) {
+    const { blockSize, primarySize } = update.meta;
+    const zeros = [zeroHash(blockSize), zeroHash(primarySize % blockSize || blockSize)];
+    await update.forEachMapEntry((_i, hash) => {
+      if (!zeros.some((z) => z.equals(hash))) want(hash);
+    });
+  } else {
+    await forEachChange(update, (c) => {
+      const blocks = c.op === 'upsert' ? c.entry.blocks : undefined;
+      if (!blocks) return;
+      for (let at = 0; at < blocks.length; at += HASH_BYTES)
+        want(blocks.subarray(at, at + HASH_BYTES));
+    });
+  }
+  if (wanted.size === 0) return;
+  const found = secondary.catalog.findBlobs([...wanted.values()]);
+  const missing = [...wanted.keys()].filter((k) => !found.has(k));
+  if (missing.length > 0)
+    throw new TidemarkError(
+      'cache.conflict',
+      `cached state ${update.meta.stateId} refers to ${missing.length} block(s) the secondary does not hold (first ${missing[0]}): not shipped`,
+    );
+}
+
+async function copyObject(
+  from: ObjectStore,
+  to: ObjectStore,
+  name: string,
+  size: number,
+): Promise<void> {
+  const writer = await to.create(name);
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(size, 1)));
+    for (let at = 0; at < size; at += buffer.length) {
+      const n = Math.min(buffer.length, size - at);
+      await writer.write(await from.read(name, at, n, buffer));
+    }
+    await writer.commit();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
