@@ -9,7 +9,8 @@ import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/arc
 import { UpdateReader } from './format/update-reader.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
-import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
+import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from './update-names.js';
+import { finishInterruptedCollapses } from './collapse-recovery.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
 
@@ -58,7 +59,10 @@ export class Archive {
         catalog = memoryCatalog(manifest);
       }
       const archive = new Archive(abs, manifest, store, catalog, lock);
-      if (options.write) await archive.store.removeIncomplete();
+      if (options.write) {
+        await archive.store.removeIncomplete();
+        await finishInterruptedCollapses(archive);
+      }
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
@@ -74,8 +78,9 @@ export class Archive {
     return new Archive(dir, manifest, new FolderStore(dir), catalog, lock);
   }
 
+  /** The live update objects, oldest state first (not those a committed collapse replaced). */
   async updateNames(): Promise<string[]> {
-    return (await this.store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+    return partitionUpdates(await this.store.list(UPDATE_PREFIX)).live;
   }
 
   /** Indexes committed updates that the catalog does not know yet, oldest first. */
@@ -98,7 +103,7 @@ export class Archive {
 }
 
 async function unrecordedUpdates(store: FolderStore, catalog: Catalog): Promise<string[]> {
-  const names = (await store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+  const names = partitionUpdates(await store.list(UPDATE_PREFIX)).live;
   return names.filter((n) => !catalog.state(stateIdOf(n) as number));
 }
 

@@ -63,6 +63,21 @@ export class UpdateWriter {
     return { offset, storedLength: bytes.length, rawLength: data.length, codec };
   }
 
+  /**
+   * Copies a stored block as it is stored elsewhere (a collapse carrying a block out of an update
+   * it replaces): no decoding, no recompression; its content hash still covers it.
+   */
+  async addStoredBlock(
+    hash: Buffer,
+    rawLength: number,
+    codec: number,
+    stored: Buffer,
+  ): Promise<StoredBlock> {
+    const offset = await this.addRecord(hash, rawLength, codec, RECORD_BLOCK, stored);
+    this.storedBlocks++;
+    return { offset, storedLength: stored.length, rawLength, codec };
+  }
+
   /** Records that block `blockIndex` of the new state has content `hash`. */
   async addMapEntry(blockIndex: number, hash: Uint8Array): Promise<void> {
     writeMapEntry(this.frame, this.frameEntries * MAP_ENTRY_BYTES, blockIndex, hash);
