@@ -7,8 +7,8 @@ import type { StateRow } from '../catalog.js';
 import { CATALOG_NAME } from '../catalog.js';
 import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from '../format/archive-manifest.js';
 import { MAP_CACHE_NAME } from '../map-cache.js';
-import { makeDirs, syncDirectory, TEMP_MARK } from '../storage/folder-store.js';
-import { stateIdOf, UPDATE_PREFIX } from '../update-names.js';
+import { FolderStore, makeDirs, syncDirectory, TEMP_MARK } from '../storage/folder-store.js';
+import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from '../update-names.js';
 
 /** What the cache remembers of the secondary, as of the last time it was reached. */
 export interface SecondaryView {
@@ -79,7 +79,9 @@ export class CacheEntry {
 
   async readSecondary(): Promise<SecondaryView | undefined> {
     try {
-      return JSON.parse(await fsp.readFile(path.join(this.dir, ORIGIN_NAME), 'utf8')) as SecondaryView;
+      return JSON.parse(
+        await fsp.readFile(path.join(this.dir, ORIGIN_NAME), 'utf8'),
+      ) as SecondaryView;
     } catch {
       return undefined;
     }
@@ -89,37 +91,34 @@ export class CacheEntry {
     await writeAtomic(path.join(this.dir, ORIGIN_NAME), JSON.stringify(view));
   }
 
-  /** State ids of the update files in the cache, oldest first (the anchor among them). */
-  async updateIds(): Promise<number[]> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(path.join(this.dir, UPDATE_PREFIX));
-    } catch {
-      return [];
-    }
-    return names
-      .filter((n) => !n.includes(TEMP_MARK))
-      .map((n) => stateIdOf(UPDATE_PREFIX + n))
-      .filter((id): id is number => id !== undefined)
-      .sort((a, b) => a - b);
+  /** The live update objects in the cache, oldest first (the anchor among them). */
+  async updates(): Promise<Array<{ id: number; name: string }>> {
+    const store = new FolderStore(this.dir);
+    const { live } = partitionUpdates(await store.list(UPDATE_PREFIX));
+    return live.map((name) => ({ id: stateIdOf(name) as number, name }));
   }
 
-  /** Cached updates not yet on the secondary: every update file after the anchor's. */
-  async pendingIds(): Promise<number[]> {
+  async updateIds(): Promise<number[]> {
+    return (await this.updates()).map((u) => u.id);
+  }
+
+  /** Cached updates not yet on the secondary: every update after the anchor, oldest first. */
+  async pending(): Promise<Array<{ id: number; name: string }>> {
     const view = await this.readSecondary();
     const anchor = view?.states.at(-1)?.id ?? -1;
-    return (await this.updateIds()).filter((id) => id > anchor);
+    return (await this.updates()).filter((u) => u.id > anchor);
+  }
+
+  async pendingIds(): Promise<number[]> {
+    return (await this.pending()).map((u) => u.id);
   }
 
   /** Bytes the cached updates take (the anchor excluded: it is bookkeeping, not data). */
   async pendingBytes(): Promise<number> {
     let total = 0;
-    for (const id of await this.pendingIds()) total += (await fsp.stat(this.updateFile(id))).size;
+    for (const u of await this.pending())
+      total += (await fsp.stat(path.join(this.dir, u.name))).size;
     return total;
-  }
-
-  updateFile(id: number): string {
-    return path.join(this.dir, UPDATE_PREFIX, `${String(id).padStart(10, '0')}.tmu`);
   }
 
   /** Forgets every update and the catalog (the manifest, map and secondary view stay). */

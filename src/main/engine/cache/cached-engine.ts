@@ -202,7 +202,8 @@ async function snapshotToCache(
   reason: string,
 ): Promise<CacheSnapshotResult> {
   const manifest = await entry.manifest();
-  if (manifest.primary.kind === 'volume') refuseCacheInsideTree(options.cacheDir, manifest.primary.path);
+  if (manifest.primary.kind === 'volume')
+    refuseCacheInsideTree(options.cacheDir, manifest.primary.path);
   await ensureAnchor(entry);
   const archive = await Archive.open(entry.dir, { write: true });
   let changed: boolean;
@@ -286,8 +287,7 @@ export async function flushCache(
   settings: CacheSettings & { onShipped?: (stateId: number, bytes: number) => void },
 ): Promise<{ shipped: number[]; cache: CacheStatus }> {
   const entry = CacheEntry.of(settings.cacheDir, archiveDir);
-  if (!entry.exists())
-    return { shipped: [], cache: await statusOf(entry, settings.limitBytes) };
+  if (!entry.exists()) return { shipped: [], cache: await statusOf(entry, settings.limitBytes) };
   const availability = await probeSecondary(archiveDir, (await entry.manifest()).archiveId);
   if (!availability.available)
     throw new TidemarkError('archive.unavailable', `cannot ship: ${availability.reason}`, {

@@ -1,15 +1,13 @@
 import { TidemarkError } from '../../../shared/errors.js';
 import type { Archive } from '../archive.js';
-import { HASH_BYTES, zeroHash } from '../block-hash.js';
 import { walkRecords } from '../format/record-walker.js';
 import { RECORD_BLOCK } from '../format/update-format.js';
 import { UpdateReader } from '../format/update-reader.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { FolderStore } from '../storage/folder-store.js';
 import { indexUpdate } from '../update-index.js';
-import { updateName } from '../update-names.js';
-import { forEachChange } from '../volume/tree-loader.js';
 import type { CacheEntry } from './cache-entry.js';
+import { forEachReferencedBlock } from './update-references.js';
 
 const COPY_CHUNK = 4 << 20;
 
@@ -34,8 +32,7 @@ export async function shipPending(
   const cacheStore = new FolderStore(entry.dir);
   const shipped: number[] = [];
   try {
-    for (const id of await entry.pendingIds()) {
-      const name = updateName(id);
+    for (const { id, name } of await entry.pending()) {
       const cached = await UpdateReader.open(cacheStore, name);
       const there = secondary.catalog.state(id);
       if (there) {
@@ -82,24 +79,10 @@ async function checkReferences(
     if (h.kind === RECORD_BLOCK) own.add(Buffer.from(h.hash).toString('hex'));
   });
   const wanted = new Map<string, Buffer>();
-  const want = (hash: Buffer): void => {
+  await forEachReferencedBlock(update, device ? 'device' : 'volume', (hash) => {
     const key = hash.toString('hex');
     if (!own.has(key) && !wanted.has(key)) wanted.set(key, Buffer.from(hash));
-  };
-  if (device) {
-    const { blockSize, primarySize } = update.meta;
-    const zeros = [zeroHash(blockSize), zeroHash(primarySize % blockSize || blockSize)];
-    await update.forEachMapEntry((_i, hash) => {
-      if (!zeros.some((z) => z.equals(hash))) want(hash);
-    });
-  } else {
-    await forEachChange(update, (c) => {
-      const blocks = c.op === 'upsert' ? c.entry.blocks : undefined;
-      if (!blocks) return;
-      for (let at = 0; at < blocks.length; at += HASH_BYTES)
-        want(blocks.subarray(at, at + HASH_BYTES));
-    });
-  }
+  });
   if (wanted.size === 0) return;
   const found = secondary.catalog.findBlobs([...wanted.values()]);
   const missing = [...wanted.keys()].filter((k) => !found.has(k));
