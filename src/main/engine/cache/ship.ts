@@ -53,10 +53,13 @@ export async function shipPending(
         );
       await checkReferences(cached, secondary, secondary.manifest.primary.kind === 'device');
       await copyObject(cacheStore, secondary.store, name, cached.size);
+      crashPointForTests(`ship-committed:${id}`);
       await indexUpdate(secondary.catalog, await UpdateReader.open(secondary.store, name));
+      crashPointForTests(`ship-recorded:${id}`);
       progress.onShipped?.(id, cached.size, false);
       shipped.push(id);
     }
+    crashPointForTests('ship-done');
   } finally {
     await cacheStore.close();
   }
@@ -111,4 +114,12 @@ async function copyObject(
     await writer.abort();
     throw err;
   }
+}
+
+/**
+ * Kill -9 at a named step when TIDEMARK_CRASH_AT names it, so the crash tests hit the exact
+ * instants between commit, catalog and release instead of hoping a timer does.
+ */
+function crashPointForTests(point: string): void {
+  if (process.env.TIDEMARK_CRASH_AT === point) process.kill(process.pid, 'SIGKILL');
 }
