@@ -126,7 +126,9 @@ describe('local update cache (device)', () => {
     // A state that needs blocks only the secondary holds: a clear error, nothing written.
     const missing = tidemark('restore', arch, '--state', '4', '--to', path.join(work, 'x.img'));
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/^tidemark: state 4 is cached, but needs blocks that only the secondary holds.*block \d+/);
+    expect(missing.stderr).toMatch(
+      /^tidemark: state 4 is cached, but needs blocks that only the secondary holds.*block \d+/,
+    );
 
     fs.renameSync(`${arch}.away`, arch);
     scribble(image, 90, 2);
@@ -281,80 +283,90 @@ describe('local update cache (volume)', () => {
 
 const skip = rootSkipReason();
 
-describe.skipIf(skip)(`secondary on a real unmounted disk${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const mounted: string[] = [];
-  const attached: string[] = [];
-  afterEach(() => {
-    for (const m of mounted.splice(0).reverse()) sh('umount', [m]);
-    for (const d of attached.splice(0)) sh('losetup', ['-d', d]);
-  });
+describe.skipIf(skip)(
+  `secondary on a real unmounted disk${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    const mounted: string[] = [];
+    const attached: string[] = [];
+    afterEach(() => {
+      for (const m of mounted.splice(0).reverse()) sh('umount', [m]);
+      for (const d of attached.splice(0)) sh('losetup', ['-d', d]);
+    });
 
-  it('an ext4 loop disk unmounted for several intervals: device and volume states all come back', () => {
-    const work = tempDir();
-    const disk = path.join(work, 'secondary.img');
-    fs.writeFileSync(disk, Buffer.alloc(0));
-    fs.truncateSync(disk, 64 << 20);
-    sh('mkfs.ext4', ['-q', '-F', disk]);
-    const dev = sh('losetup', ['--find', '--show', disk]).trim();
-    attached.push(dev);
-    const mnt = path.join(work, 'mnt');
-    fs.mkdirSync(mnt);
-    const mount = (): void => {
-      sh('mount', [dev, mnt]);
-      mounted.push(mnt);
-    };
-    const unmount = (): void => {
-      sh('umount', [mnt]);
-      mounted.splice(mounted.indexOf(mnt), 1);
-    };
-    mount();
-    const cache = path.join(work, 'cache');
-    const image = path.join(work, 'disk.img');
-    fs.writeFileSync(image, Buffer.alloc(2 << 20));
-    scribble(image, 0, 128);
-    const tree = path.join(work, 'tree');
-    fs.mkdirSync(tree);
-    fs.writeFileSync(path.join(tree, 'f.txt'), 'zero');
-    const devArch = path.join(mnt, 'device-archive');
-    const volArch = path.join(mnt, 'volume-archive');
-    expect(tidemark('init', image, devArch, '--block-size', String(BLOCK)).code).toBe(0);
-    expect(tidemark('init', tree, volArch).code).toBe(0);
-    const sums = [sha256(image)];
-    const digests = [treeDigest(tree)];
-    const change = (k: number): void => {
-      scribble(image, 11 * k, 4);
-      fs.writeFileSync(path.join(tree, 'f.txt'), `content ${k}`);
-      fs.writeFileSync(path.join(tree, `g${k}.bin`), Buffer.alloc(70_000, k));
-    };
-    const times = { dev: new Map<number, string>(), vol: new Map<number, string>() };
-    const round = (k: number, where: 'secondary' | 'cache'): void => {
-      change(k);
-      const d = snapshot(devArch, '--cache-dir', cache);
-      const v = snapshot(volArch, '--cache-dir', cache);
-      expect([d.location, v.location]).toEqual([where, where]);
-      if (where === 'cache') expect(d.unavailable).toMatch(/is gone \(disk unplugged\?\)/);
-      times.dev.set(k, d.state!.time);
-      times.vol.set(k, v.state!.time);
-      sums.push(sha256(image));
-      digests.push(treeDigest(tree));
-    };
-    round(1, 'secondary');
-    round(2, 'secondary');
-    unmount();
-    for (let k = 3; k <= 5; k++) round(k, 'cache');
-    expect(fs.readdirSync(mnt)).toEqual([]);
-    const away = tidemarkJson<Located[]>('states', devArch);
-    expect(away.map((s) => s.location)).toEqual(['secondary', 'secondary', 'secondary', 'cache', 'cache', 'cache']);
-    mount();
-    round(6, 'secondary');
-    expectAllStatesBack(devArch, times.dev, 7);
-    expectAllStatesBack(volArch, times.vol, 7);
-    for (let k = 0; k <= 6; k++) {
-      expect(restoredSha(devArch, k, work), `device state ${k}`).toBe(sums[k]);
-      const to = path.join(work, `v${k}`);
-      const r = tidemark('restore', volArch, '--state', String(k), '--to', to);
-      expect(r.code, r.stderr).toBe(0);
-      expect(treeDigest(to), `volume state ${k}`).toEqual(digests[k]);
-    }
-  });
-});
+    it('an ext4 loop disk unmounted for several intervals: device and volume states all come back', () => {
+      const work = tempDir();
+      const disk = path.join(work, 'secondary.img');
+      fs.writeFileSync(disk, Buffer.alloc(0));
+      fs.truncateSync(disk, 64 << 20);
+      sh('mkfs.ext4', ['-q', '-F', disk]);
+      const dev = sh('losetup', ['--find', '--show', disk]).trim();
+      attached.push(dev);
+      const mnt = path.join(work, 'mnt');
+      fs.mkdirSync(mnt);
+      const mount = (): void => {
+        sh('mount', [dev, mnt]);
+        mounted.push(mnt);
+      };
+      const unmount = (): void => {
+        sh('umount', [mnt]);
+        mounted.splice(mounted.indexOf(mnt), 1);
+      };
+      mount();
+      const cache = path.join(work, 'cache');
+      const image = path.join(work, 'disk.img');
+      fs.writeFileSync(image, Buffer.alloc(2 << 20));
+      scribble(image, 0, 128);
+      const tree = path.join(work, 'tree');
+      fs.mkdirSync(tree);
+      fs.writeFileSync(path.join(tree, 'f.txt'), 'zero');
+      const devArch = path.join(mnt, 'device-archive');
+      const volArch = path.join(mnt, 'volume-archive');
+      expect(tidemark('init', image, devArch, '--block-size', String(BLOCK)).code).toBe(0);
+      expect(tidemark('init', tree, volArch).code).toBe(0);
+      const sums = [sha256(image)];
+      const digests = [treeDigest(tree)];
+      const change = (k: number): void => {
+        scribble(image, 11 * k, 4);
+        fs.writeFileSync(path.join(tree, 'f.txt'), `content ${k}`);
+        fs.writeFileSync(path.join(tree, `g${k}.bin`), Buffer.alloc(70_000, k));
+      };
+      const times = { dev: new Map<number, string>(), vol: new Map<number, string>() };
+      const round = (k: number, where: 'secondary' | 'cache'): void => {
+        change(k);
+        const d = snapshot(devArch, '--cache-dir', cache);
+        const v = snapshot(volArch, '--cache-dir', cache);
+        expect([d.location, v.location]).toEqual([where, where]);
+        if (where === 'cache') expect(d.unavailable).toMatch(/is gone \(disk unplugged\?\)/);
+        times.dev.set(k, d.state!.time);
+        times.vol.set(k, v.state!.time);
+        sums.push(sha256(image));
+        digests.push(treeDigest(tree));
+      };
+      round(1, 'secondary');
+      round(2, 'secondary');
+      unmount();
+      for (let k = 3; k <= 5; k++) round(k, 'cache');
+      expect(fs.readdirSync(mnt)).toEqual([]);
+      const away = tidemarkJson<Located[]>('states', devArch);
+      expect(away.map((s) => s.location)).toEqual([
+        'secondary',
+        'secondary',
+        'secondary',
+        'cache',
+        'cache',
+        'cache',
+      ]);
+      mount();
+      round(6, 'secondary');
+      expectAllStatesBack(devArch, times.dev, 7);
+      expectAllStatesBack(volArch, times.vol, 7);
+      for (let k = 0; k <= 6; k++) {
+        expect(restoredSha(devArch, k, work), `device state ${k}`).toBe(sums[k]);
+        const to = path.join(work, `v${k}`);
+        const r = tidemark('restore', volArch, '--state', String(k), '--to', to);
+        expect(r.code, r.stderr).toBe(0);
+        expect(treeDigest(to), `volume state ${k}`).toEqual(digests[k]);
+      }
+    });
+  },
+);
