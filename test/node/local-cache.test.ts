@@ -4,12 +4,13 @@
  * each state with its own time, and every state restores identical. Also: collapse when the cache
  * is full (reported), kill -9 while shipping, and `states --json` locations.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StateInfo } from '../../src/shared/states.js';
-import { tidemark, tidemarkJson } from '../helpers/cli.js';
+import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
 
@@ -278,6 +279,55 @@ describe('local update cache (volume)', () => {
       expect(res.code, res.stderr).toBe(0);
       expect(treeDigest(to), `state ${k}`).toEqual(digests[k]);
     }
+  });
+});
+
+async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('watch with the cache on', () => {
+  it('points go to the cache while the archive is away and are shipped when it is back', async () => {
+    const work = tempDir();
+    const tree = path.join(work, 'tree');
+    const arch = path.join(work, 'arch');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'a');
+    expect(tidemark('init', tree, arch).code).toBe(0);
+    const args = ['watch', arch, '--every', '300ms', '--cache-dir', path.join(work, 'cache')];
+    const child = spawn(process.execPath, [CLI, ...args, '--json'], { env: process.env });
+    const points: SnapshotJson[] = [];
+    let buffered = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const l of lines) if (l.trim()) points.push(JSON.parse(l) as SnapshotJson);
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor('a first point', () => points.length > 0);
+      fs.renameSync(arch, `${arch}.away`);
+      fs.writeFileSync(path.join(tree, 'b.txt'), 'written while away');
+      await waitFor('a cached point', () =>
+        points.some((p) => p.location === 'cache' && p.changed),
+      );
+      fs.renameSync(`${arch}.away`, arch);
+      await waitFor('the shipping', () => points.some((p) => p.shipped.length > 0));
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    const states = tidemarkJson<Located[]>('states', arch);
+    expect(states.every((s) => s.location === 'secondary')).toBe(true);
+    const to = path.join(work, 'restored');
+    const r = tidemark('restore', arch, '--state', String(states.at(-1)!.id), '--to', to);
+    expect(r.code, r.stderr).toBe(0);
+    expect(treeDigest(to)).toEqual(treeDigest(tree));
   });
 });
 

@@ -22,12 +22,16 @@ import { isVolumeArchive, listVolumeStates } from '../engine/volume-engine.js';
 import { readJson, writeJsonAtomic } from '../services/atomic-file.js';
 import { defaultDataDir } from '../services/data-dir.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { parseDuration } from './volume-commands.js';
 import { parseSize } from './parse-size.js';
 
 export const CACHE_USAGE = `
   snapshot <archive-dir> [--cache-dir DIR] [--cache-limit SIZE]
                          keep updates in a local cache while the secondary is away (then
                          remembered for this archive; SIZE like 500M or 2G, default 2G)
+  watch <archive-dir> --every DURATION [--cache-dir DIR] [--cache-limit SIZE] [--json]
+                         with the cache on: a point every DURATION (by rescan), to the
+                         secondary or, while it is away, to the cache
   flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now`;
 
 export const DEFAULT_CACHE_LIMIT = 2 * 2 ** 30;
@@ -131,6 +135,18 @@ export async function runCacheCommand(
     }
     case 'restore':
       return restore(rest, out);
+    case 'watch': {
+      const options = {
+        ...CACHE_OPTIONS,
+        every: { type: 'string' as const },
+        'no-btrfs-snapshot': { type: 'boolean' as const },
+      };
+      const guess = tryParse(rest, options);
+      if (!guess || guess.positionals.length !== 1) return undefined;
+      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      if (!settings) return undefined;
+      return watch(rest, options, settings, out);
+    }
     default:
       return undefined;
   }
@@ -151,6 +167,57 @@ async function snapshot(
   else for (const line of describeSnapshot(result)) out(line);
   if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
     process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+  return 0;
+}
+
+/**
+ * `watch` with the cache on: a point every DURATION found by rescanning (the native watcher's
+ * journal lives on the secondary, so it cannot run while the secondary is away). Each point goes
+ * to the secondary or the cache like `snapshot`; an error is reported and the watch goes on.
+ */
+async function watch(
+  rest: string[],
+  options: Options,
+  settings: CacheSettings,
+  out: Out,
+): Promise<number> {
+  const { values, args } = parse(rest, options, 1);
+  if (typeof values.every !== 'string')
+    throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
+  const everyMs = parseDuration(values.every);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    while (!stop.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          stop.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, everyMs);
+        stop.signal.addEventListener('abort', done);
+      });
+      if (stop.signal.aborted) break;
+      try {
+        const result = await snapshotWithCache(args[0] as string, {
+          ...settings,
+          ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+        });
+        if (values.json) out(JSON.stringify(result));
+        else for (const line of describeSnapshot(result)) out(line);
+        if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
+          process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+      } catch (err) {
+        process.stderr.write(`tidemark: ${(err as Error).message}\n`);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   return 0;
 }
 

@@ -78,8 +78,16 @@ export async function snapshotWithCache(
     try {
       return await snapshotToSecondary(entry, options);
     } catch (err) {
-      if (!meansUnavailable(err) || !entry.exists()) throw err;
-      availability = { available: false, reason: (err as Error).message };
+      if (!entry.exists()) throw err;
+      // The disk may have gone while it was written (a yanked cable): ask again.
+      const again = await probeSecondary(
+        entry.archiveDir,
+        (await entry.manifest()).archiveId,
+      ).catch(() => null);
+      if (again?.available === false) availability = again;
+      else if (meansUnavailable(err))
+        availability = { available: false, reason: (err as Error).message };
+      else throw err;
     }
   }
   return snapshotToCache(entry, options, availability.reason);
