@@ -124,12 +124,18 @@ describe('local update cache (device)', () => {
       [3, 'cache'],
       [4, 'cache'],
     ]);
-    // A state that needs blocks only the secondary holds: a clear error, nothing written.
-    const missing = tidemark('restore', arch, '--state', '4', '--to', path.join(work, 'x.img'));
+    // The newest cached state restores without the secondary: its changed blocks from the
+    // cache, the others from the primary where their content is still the state's.
+    expect(restoredSha(arch, 4, work)).toBe(sums[4]);
+    // State 2 needs the old content of blocks 30..32, rewritten since and held by the secondary
+    // only: a clear error that names the block, nothing left behind.
+    const target = path.join(work, 'x.img');
+    const missing = tidemark('restore', arch, '--state', '2', '--to', target);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(
-      /^tidemark: state 4 is cached, but needs blocks that only the secondary holds.*block \d+/,
+      /^tidemark: state 2 is cached, but needs blocks that only the secondary holds .*block 3[012], content [0-9a-f]{64}/,
     );
+    expect(fs.existsSync(target)).toBe(false);
 
     fs.renameSync(`${arch}.away`, arch);
     scribble(image, 90, 2);

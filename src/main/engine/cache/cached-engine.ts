@@ -4,6 +4,8 @@
  * the parts live beside it.
  */
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../../shared/errors.js';
 import type {
@@ -12,7 +14,8 @@ import type {
   StateLocation,
   VolumeRestoreReport,
 } from '../../../shared/states.js';
-import { Archive } from '../archive.js';
+import { Archive, ArchiveLock } from '../archive.js';
+import { hashBlock } from '../block-hash.js';
 import type { StateRow } from '../catalog.js';
 import { systemClock, type Clock } from '../clock.js';
 import { captureInterval } from '../device/capture.js';
@@ -117,8 +120,11 @@ async function snapshotToSecondary(
   options: CacheSnapshotOptions,
 ): Promise<CacheSnapshotResult> {
   const archive = await Archive.open(entry.archiveDir, { write: true });
+  let cacheLock: ArchiveLock | null = null;
   try {
     await entry.adopt(archive.manifest);
+    // The cache changes below (ship, anchor): one writer at a time there too.
+    cacheLock = await ArchiveLock.take(entry.dir);
     const shipped = await ship(entry, archive, options);
     const clock = options.clock ?? systemClock;
     let changed: boolean;
@@ -148,6 +154,7 @@ async function snapshotToSecondary(
       cache: await statusOf(entry, options.limitBytes),
     };
   } finally {
+    await cacheLock?.release();
     await archive.close();
   }
 }
@@ -302,11 +309,14 @@ export async function flushCache(
       retryable: true,
     });
   const archive = await Archive.open(entry.archiveDir, { write: true });
+  let cacheLock: ArchiveLock | null = null;
   try {
+    cacheLock = await ArchiveLock.take(entry.dir);
     const shipped = await ship(entry, archive, settings);
     await settleCache(entry, archive);
     return { shipped, cache: await statusOf(entry, settings.limitBytes) };
   } finally {
+    await cacheLock?.release();
     await archive.close();
   }
 }
@@ -412,10 +422,17 @@ export async function restoreFromCache(
         `state ${id} lives on the secondary only, which is not available: ${availability.reason}`,
       );
     }
+    const primary =
+      archive.manifest.primary.kind === 'device'
+        ? await fsp.open(archive.manifest.primary.path, 'r').catch(() => null)
+        : null;
     try {
       return archive.manifest.primary.kind === 'volume'
         ? await restoreVolumeState(archive, { stateId: id }, target, options)
-        : await restoreState(archive, { stateId: id }, target, options);
+        : await restoreState(archive, { stateId: id }, target, {
+            ...options,
+            ...(primary ? { blockFallback: fromPrimary(primary, archive.manifest.blockSize) } : {}),
+          });
     } catch (err) {
       if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
       throw new TidemarkError(
@@ -423,8 +440,34 @@ export async function restoreFromCache(
         `state ${id} is cached, but needs blocks that only the secondary holds (${availability.available ? 'run `tidemark flush` first' : availability.reason}): ${err.message}`,
         { cause: err },
       );
+    } finally {
+      await primary?.close();
     }
   } finally {
     await archive.close();
   }
+}
+
+/**
+ * Blocks the cache lacks (the secondary holds them) often still sit unchanged on the primary:
+ * read there and taken only if their content hash is the state's, so restore stays proven.
+ */
+function fromPrimary(
+  primary: FileHandle,
+  blockSize: number,
+): (index: number, hash: Buffer, into: Buffer) => Promise<boolean> {
+  return async (index, hash, into) => {
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await primary.read(
+        into,
+        done,
+        into.length - done,
+        index * blockSize + done,
+      );
+      if (bytesRead === 0) return false;
+      done += bytesRead;
+    }
+    return hashBlock(into).equals(hash);
+  };
 }
