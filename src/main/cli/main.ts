@@ -13,6 +13,7 @@ import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption, runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { CACHE_USAGE, runCacheCommand } from './cache-commands.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
@@ -27,7 +28,9 @@ const USAGE = `usage: tidemark <command> [options]
 
 folders (volume mode):${VOLUME_USAGE}
 
-retention (device and folder archives):${RETENTION_USAGE}`;
+retention (device and folder archives):${RETENTION_USAGE}
+
+local cache (while the secondary is away):${CACHE_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -78,6 +81,8 @@ function integer(value: string | boolean | undefined, flag: string): number {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const out = (line: string): boolean => process.stdout.write(line + '\n');
+  const cached = await runCacheCommand(command, rest, out);
+  if (cached !== undefined) return cached;
   const volume = await runVolumeCommand(command, rest, out);
   if (volume !== undefined) return volume;
   const retention = await runRetentionCommand(command, rest, out);

@@ -166,6 +166,9 @@ async function openCatalog(
   return catalog;
 }
 
+/** Lock files this process holds now. */
+const heldHere = new Set<string>();
+
 /**
  * One writer at a time. The lock file names its holder; a lock left by a process that no longer
  * runs on this host (kill -9, power loss) is taken over, so a crash never blocks the next backup.
@@ -179,13 +182,17 @@ export class ArchiveLock {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await createLockFile(file, me);
+        heldHere.add(file);
         return new ArchiveLock(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
           throw archiveIoError(err, 'taking the archive lock');
       }
       const holder = await readHolder(file);
-      if (holder && holder.host === os.hostname() && !isProcessAlive(holder.pid)) {
+      // Our own pid on a lock we do not hold: left behind when the folder moved away under us
+      // and came back (its release removed nothing); a long-running watch must not block on it.
+      const ownStale = holder?.pid === process.pid && !heldHere.has(file);
+      if (holder && holder.host === os.hostname() && (ownStale || !isProcessAlive(holder.pid))) {
         await fsp.rm(file, { force: true });
         continue;
       }
@@ -214,6 +221,7 @@ export class ArchiveLock {
   }
 
   async release(): Promise<void> {
+    heldHere.delete(this.file);
     await fsp.rm(this.file, { force: true }).catch(() => undefined);
   }
 }

@@ -153,28 +153,36 @@ export async function snapshotVolume(
 ): Promise<VolumeCaptureResult> {
   const archive = await openVolumeWriter(archiveDir);
   try {
-    const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
-    const rotation = journal.rotate();
-    try {
-      const latest = archive.catalog.latestState();
-      const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
-      const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
-        captureVolumePoint(archive, latest ?? null, {
-          clock: options.clock ?? systemClock,
-          tree,
-          ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
-        }),
-      );
-      rotation.settle(true);
-      return spaceGuard ? { ...result, spaceGuard } : result;
-    } catch (err) {
-      rotation.settle(false);
-      throw err;
-    } finally {
-      journal.close();
-    }
+    return (await snapshotOpenVolume(archive, options)).result;
   } finally {
     await archive.close();
+  }
+}
+
+/** `snapshotVolume` on an archive the caller opened for writing; also gives the new state's tree. */
+export async function snapshotOpenVolume(
+  archive: Archive,
+  options: VolumeSnapshotOptions = {},
+): Promise<{ result: VolumeCaptureResult; tree: VolumeTree }> {
+  const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
+  const rotation = journal.rotate();
+  try {
+    const latest = archive.catalog.latestState();
+    const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
+    const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
+      captureVolumePoint(archive, latest ?? null, {
+        clock: options.clock ?? systemClock,
+        tree,
+        ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+      }),
+    );
+    rotation.settle(true);
+    return { result: spaceGuard ? { ...result, spaceGuard } : result, tree };
+  } catch (err) {
+    rotation.settle(false);
+    throw err;
+  } finally {
+    journal.close();
   }
 }
 
