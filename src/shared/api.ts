@@ -3,7 +3,7 @@
 // `node:*`, no `electron`, no DOM (STYLE.md, "Runtime layers").
 import { z } from 'zod';
 import type { ErrorInfo, Result } from './errors.js';
-import { jobModeSchema, scheduleSchema, type JobView } from './jobs.js';
+import { jobModeSchema, retentionSchema, scheduleSchema, type JobView } from './jobs.js';
 import type { SpaceGuardReport } from './retention.js';
 import type { RestoreReport, StateInfo, VerifyReport } from './states.js';
 
@@ -90,6 +90,7 @@ export const requestSchemas = {
     name: z.string().trim().min(1).max(200).optional(),
     schedule: scheduleSchema.optional(),
     paused: z.boolean().optional(),
+    retention: retentionSchema.optional(),
   }),
   'jobs.remove': z.object({ id }),
   'jobs.snapshot': z.object({ id }),

@@ -40,8 +40,21 @@ export const scheduleSchema = z.object({
 });
 export type Schedule = z.infer<typeof scheduleSchema>;
 
-/** Placeholder until retention lands: every state is kept. */
-export const retentionSchema = z.object({ keep: z.literal('all') });
+/**
+ * What a job keeps: every state, or the retention policy (Time Machine-like tiers, see
+ * README "Retention") applied after each snapshot. Counts are hours, days, weeks.
+ */
+const count = z.number().int().min(0).max(1_000_000);
+export const retentionSchema = z.union([
+  z.object({ keep: z.literal('all') }),
+  z.object({
+    keep: z.literal('policy'),
+    keepWithinMs: z.number().int().min(0),
+    hourly: count,
+    daily: count,
+    weekly: count.nullable(),
+  }),
+]);
 export type Retention = z.infer<typeof retentionSchema>;
 
 const pathSchema = z.string().trim().min(1, { message: 'choose a path' }).max(4096);

@@ -10,7 +10,9 @@ import {
   restoreArchive,
   snapshotArchive,
 } from '../../src/main/engine/device-engine.js';
-import { parseMinFree } from '../../src/main/engine/retention/space-guard.js';
+import { Archive } from '../../src/main/engine/archive.js';
+import { setPinned } from '../../src/main/engine/retention/pins.js';
+import { guardSpace, parseMinFree } from '../../src/main/engine/retention/space-guard.js';
 import { tidemark } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
@@ -36,6 +38,46 @@ describe('space guard threshold', () => {
     expect(parseMinFree('4096')).toEqual({ bytes: 4096 });
     for (const bad of ['100%', 'lots', '-5M', '5X'])
       expect(() => parseMinFree(bad), bad).toThrow(/--min-free needs/);
+  });
+});
+
+describe('space guard without room to gain', () => {
+  it('removes every state but the newest and the pinned ones, and says the threshold was not met', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    const archive = path.join(dir, 'archive');
+    fs.writeFileSync(image, randomBytes(MIB));
+    await initArchive(image, archive);
+    const shas = [sha256(image)];
+    for (let k = 1; k <= 4; k++) {
+      const fd = fs.openSync(image, 'r+');
+      fs.writeSync(fd, randomBytes(50_000), 0, 50_000, k * 100_000);
+      fs.closeSync(fd);
+      await snapshotArchive(archive);
+      shas.push(sha256(image));
+    }
+    const a = await Archive.open(archive, { write: true });
+    let report: SpaceGuardReport | null;
+    try {
+      await setPinned(a, 2, true);
+      // A secondary that never has room: the guard must stop, not loop or touch the newest.
+      report = await guardSpace(a, { percent: 50 }, () => Promise.resolve({ free: 0, total: 100 }));
+    } finally {
+      await a.close();
+    }
+    expect(report).toEqual({
+      minFreeBytes: 50,
+      freeBefore: 0,
+      freeAfter: 0,
+      dropped: [0, 1, 3],
+      met: false,
+    });
+    expect((await listStates(archive)).map((s) => s.id)).toEqual([2, 4]);
+    for (const id of [2, 4]) {
+      const out = path.join(dir, `r${id}`);
+      await restoreArchive(archive, { stateId: id }, out);
+      expect(sha256(out)).toBe(shas[id]);
+    }
   });
 });
 

@@ -94,6 +94,37 @@ describe('services', () => {
     ]);
   });
 
+  it('applies the retention policy of a job after each snapshot', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    randomImage(image, 4);
+    const a = await app(path.join(dir, 'data'));
+    const created = await call<JobView>(a, 'jobs.create', {
+      mode: 'device',
+      primary: image,
+      secondary: path.join(dir, 'backup'),
+      schedule: DEFAULT_SCHEDULE,
+    });
+    const id = created.config.id;
+    await until(a, id, (j) => j.status === 'ok');
+    scribble(image, 1 << 20, 5000);
+    await call(a, 'jobs.snapshot', { id });
+    expect((await call<Array<{ id: number }>>(a, 'jobs.states', { id })).map((s) => s.id)).toEqual([
+      0, 1,
+    ]);
+    // Nothing kept by age: only the newest state survives the next snapshot's prune.
+    const retention = { keep: 'policy', keepWithinMs: 0, hourly: 0, daily: 0, weekly: 0 };
+    const updated = await call<JobView>(a, 'jobs.update', { id, retention });
+    expect(updated.config.retention).toEqual(retention);
+    scribble(image, 2 << 20, 5000);
+    await call(a, 'jobs.snapshot', { id });
+    expect((await call<Array<{ id: number }>>(a, 'jobs.states', { id })).map((s) => s.id)).toEqual([
+      2,
+    ]);
+    const bad = await a.dispatch('jobs.update', { id, retention: { keep: 'some' } });
+    expect(bad.ok).toBe(false);
+  });
+
   it('refuses bad requests with one clear line and changes nothing', async () => {
     const dir = tempDir();
     const image = path.join(dir, 'disk.img');

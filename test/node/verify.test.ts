@@ -127,6 +127,7 @@ describe('verify', () => {
         'changedBlocks',
         'consistency',
         'id',
+        'pinned',
         'stateHash',
         'storedBytes',
         'time',

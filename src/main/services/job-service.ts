@@ -173,6 +173,7 @@ export class JobService {
       ...(p.name !== undefined ? { name: p.name } : {}),
       ...(p.schedule !== undefined ? { schedule: p.schedule } : {}),
       ...(p.paused !== undefined ? { paused: p.paused } : {}),
+      ...(p.retention !== undefined ? { retention: p.retention } : {}),
     };
     await this.persist();
     this.publish(job);
@@ -221,6 +222,27 @@ export class JobService {
         { archive: job.config.secondary },
         { onProgress, signal, onLog: this.log(job) },
       );
+      const log = this.log(job);
+      if (outcome.spaceGuard)
+        log(
+          'warn',
+          `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
+        );
+      const { retention } = job.config;
+      if (retention.keep === 'policy') {
+        const { keep: _keep, ...settings } = retention;
+        const pruned = await this.engine.call('prune', {
+          archive: job.config.secondary,
+          now: this.now().toISOString(),
+          dryRun: false,
+          settings,
+        });
+        if (pruned.dropped > 0)
+          log(
+            'info',
+            `retention removed ${pruned.dropped} state(s), ${pruned.bytesFreed} bytes freed`,
+          );
+      }
       await this.refresh(job);
       return outcome;
     });
