@@ -127,10 +127,12 @@ describe('verify', () => {
         'changedBlocks',
         'consistency',
         'id',
+        'location',
         'stateHash',
         'storedBytes',
         'time',
       ]);
+      expect(s.location).toBe('secondary');
       expect(new Date(s.time).toISOString()).toBe(s.time);
       expect(s.stateHash).toMatch(/^[0-9a-f]{64}$/);
       expect(s.storedBytes).toBe(
