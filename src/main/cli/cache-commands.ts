@@ -64,7 +64,7 @@ async function settingsFor(
   const dirFlag = values['cache-dir'];
   const limitFlag = values['cache-limit'];
   const asked = dirFlag !== undefined || limitFlag !== undefined;
-  const empty = { version: 1 as const, archives: {} };
+  const empty: z.output<typeof settingsFile> = { version: 1, archives: {} };
   // Without cache flags an unreadable settings file (another user's data dir) means "cache off":
   // it must not break commands that never asked for the cache.
   const registry = asked
