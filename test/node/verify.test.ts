@@ -127,11 +127,13 @@ describe('verify', () => {
         'changedBlocks',
         'consistency',
         'id',
+        'location',
         'pinned',
         'stateHash',
         'storedBytes',
         'time',
       ]);
+      expect(s.location).toBe('secondary');
       expect(new Date(s.time).toISOString()).toBe(s.time);
       expect(s.stateHash).toMatch(/^[0-9a-f]{64}$/);
       expect(s.storedBytes).toBe(

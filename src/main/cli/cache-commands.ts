@@ -61,11 +61,17 @@ async function settingsFor(
 ): Promise<CacheSettings | undefined> {
   const abs = path.resolve(archiveDir);
   const file = registryPath();
-  const registry = await readJson(file, settingsFile, { version: 1, archives: {} });
-  const known = registry.archives[abs];
   const dirFlag = values['cache-dir'];
   const limitFlag = values['cache-limit'];
-  if (dirFlag === undefined && limitFlag === undefined) return known;
+  const asked = dirFlag !== undefined || limitFlag !== undefined;
+  const empty: z.output<typeof settingsFile> = { version: 1, archives: {} };
+  // Without cache flags an unreadable settings file (another user's data dir) means "cache off":
+  // it must not break commands that never asked for the cache.
+  const registry = asked
+    ? await readJson(file, settingsFile, empty)
+    : await readJson(file, settingsFile, empty).catch(() => empty);
+  const known = registry.archives[abs];
+  if (!asked) return known;
   const settings: CacheSettings = {
     cacheDir: path.resolve(
       typeof dirFlag === 'string'
