@@ -32,7 +32,12 @@ export function rgwSkipReason(): string | null {
  */
 export function startRgw(name: string, rgwPort: number, monPort: number): Rgw {
   const dir = `/tmp/tidemark-rgw-${name}`;
-  const env = { ...process.env, CEPH_DIR: dir, RGW_PORT: String(rgwPort), MON_PORT: String(monPort) };
+  const env = {
+    ...process.env,
+    CEPH_DIR: dir,
+    RGW_PORT: String(rgwPort),
+    MON_PORT: String(monPort),
+  };
   const out = execFileSync(path.join(FIXTURE, 'start-rgw.sh'), { env, encoding: 'utf8' });
   const vars = Object.fromEntries(
     out

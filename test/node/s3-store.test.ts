@@ -38,12 +38,18 @@ describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
     await w1.commit();
     const big = randomBytes((17 << 20) + 123);
     const w2 = await s.create('a/big');
-    for (let at = 0; at < big.length; at += 3 << 20) await w2.write(big.subarray(at, at + (3 << 20)));
+    for (let at = 0; at < big.length; at += 3 << 20)
+      await w2.write(big.subarray(at, at + (3 << 20)));
     await w2.commit();
     expect(await s.list('a/')).toEqual(['a/big', 'a/small']);
     expect(await s.size('a/big')).toBe(big.length);
     expect((await s.read('a/small', 10, 20)).equals(small.subarray(10, 30))).toBe(true);
-    for (const [off, len] of [[0, 100], [(4 << 20) - 10, 50], [5 << 20, 6 << 20], [big.length - 7, 7]] as const)
+    for (const [off, len] of [
+      [0, 100],
+      [(4 << 20) - 10, 50],
+      [5 << 20, 6 << 20],
+      [big.length - 7, 7],
+    ] as const)
       expect((await s.read('a/big', off, len)).equals(big.subarray(off, off + len))).toBe(true);
     await expect(s.read('a/small', 990, 20)).rejects.toThrow(/shorter than expected/);
     await expect(s.read('a/none', 0, 1)).rejects.toThrow(/missing from the archive/);

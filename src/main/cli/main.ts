@@ -11,6 +11,7 @@ import {
 } from '../engine/device-engine.js';
 import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { REMOTE_USAGE, takeRemoteFlags } from './remote-flags.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
@@ -23,7 +24,8 @@ const USAGE = `usage: tidemark <command> [options]
   catalog rebuild <archive-dir>                      rebuild the catalog from the updates
   serve [--host H] [--port N] [--token T] [--archive DIR]... [--allow-remote] [--data-dir DIR]
 
-folders (volume mode):${VOLUME_USAGE}`;
+folders (volume mode):${VOLUME_USAGE}
+${REMOTE_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -72,7 +74,7 @@ function integer(value: string | boolean | undefined, flag: string): number {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...rest] = takeRemoteFlags(argv);
   const out = (line: string): boolean => process.stdout.write(line + '\n');
   const volume = await runVolumeCommand(command, rest, out);
   if (volume !== undefined) return volume;

@@ -11,7 +11,13 @@ import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
 import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
+import { TEMP_MARK } from './storage/folder-store.js';
+import {
+  archiveTarget,
+  readTargetManifest,
+  type ArchiveTarget,
+  type ClosableStore,
+} from './archive-target.js';
 
 export const LOCK_NAME = 'lock';
 
@@ -30,7 +36,7 @@ export class Archive {
   private constructor(
     readonly dir: string,
     readonly manifest: ArchiveManifest,
-    readonly store: FolderStore,
+    readonly store: ClosableStore,
     readonly catalog: Catalog,
     private readonly lock: ArchiveLock | null,
   ) {
@@ -40,12 +46,22 @@ export class Archive {
   /** The latest state's block map, cached beside the catalog. */
   readonly mapCache: MapCache;
 
+  /** `dir` is a folder or an `s3://BUCKET/PREFIX` name (see archive-target.ts). */
   static async open(dir: string, options: OpenOptions): Promise<Archive> {
-    const abs = path.resolve(dir);
-    const manifest = await readManifest(abs);
-    const lock = options.write ? await ArchiveLock.take(abs) : null;
+    const target = archiveTarget(dir);
+    const abs = target.localDir;
+    const store = target.openStore();
+    let manifest: ArchiveManifest;
     try {
-      const store = new FolderStore(abs);
+      manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
+      if (target.remote) await fsp.mkdir(abs, { recursive: true });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    let lock: ArchiveLock | null = null;
+    try {
+      lock = options.write ? await ArchiveLock.take(abs) : null;
       let catalog = await openCatalog(abs, manifest, options.write);
       if (
         !options.write &&
@@ -62,16 +78,24 @@ export class Archive {
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
+      await store.close().catch(() => undefined);
       await lock?.release();
       throw err;
     }
   }
 
   /** Opens an archive whose manifest has just been written by init (the caller holds the lock). */
-  static async adopt(dir: string, lock: ArchiveLock): Promise<Archive> {
-    const manifest = await readManifest(dir);
-    const catalog = await openCatalog(dir, manifest, true);
-    return new Archive(dir, manifest, new FolderStore(dir), catalog, lock);
+  static async adopt(
+    dir: string,
+    lock: ArchiveLock,
+    target: ArchiveTarget = archiveTarget(dir),
+  ): Promise<Archive> {
+    const store = target.openStore();
+    const manifest = target.remote
+      ? await readTargetManifest(target, store)
+      : await readManifest(target.localDir);
+    const catalog = await openCatalog(target.localDir, manifest, true);
+    return new Archive(target.localDir, manifest, store, catalog, lock);
   }
 
   async updateNames(): Promise<string[]> {
@@ -97,7 +121,7 @@ export class Archive {
   }
 }
 
-async function unrecordedUpdates(store: FolderStore, catalog: Catalog): Promise<string[]> {
+async function unrecordedUpdates(store: ClosableStore, catalog: Catalog): Promise<string[]> {
   const names = (await store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
   return names.filter((n) => !catalog.state(stateIdOf(n) as number));
 }

@@ -84,7 +84,7 @@ const WINDOWS_KEPT = 8;
  */
 export class S3Store implements ObjectStore {
   readonly location: string;
-  private readonly client: S3Client;
+  readonly client: S3Client;
   private readonly windows = new Map<string, Buffer>();
   private nextSend = 0;
   readonly partSize: number;
@@ -97,6 +97,8 @@ export class S3Store implements ObjectStore {
     this.location = `${S3_SCHEME}${address.bucket}/${address.prefix}`;
     this.partSize = Math.max(MIN_PART, settings.partSize ?? DEFAULT_PART);
     this.parallel = Math.max(1, settings.parallel ?? 4);
+    // The SDK is pinned; its notice that later versions need Node 22 would only clutter stderr.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
       region: settings.region ?? 'us-east-1',
@@ -135,10 +137,6 @@ export class S3Store implements ObjectStore {
 
   async create(name: string): Promise<ObjectWriter> {
     return new S3Writer(this, name, this.key(name));
-  }
-
-  send<T>(command: Parameters<S3Client['send']>[0]): Promise<T> {
-    return this.client.send(command) as Promise<T>;
   }
 
   /** Waits until `bytes` more may be sent under the upload limit (a token bucket). */
@@ -374,7 +372,7 @@ class S3Writer implements ObjectWriter {
     if (this.failure) throw this.failure;
     if (!this.uploadId) {
       try {
-        const out = await this.store.send<{ UploadId?: string }>(
+        const out = await this.store.client.send(
           new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
         );
         this.uploadId = out.UploadId;
@@ -391,7 +389,7 @@ class S3Writer implements ObjectWriter {
     this.partUsed = 0;
     const task = (async () => {
       await this.store.throttle(body.length);
-      const out = await this.store.send<{ ETag?: string }>(
+      const out = await this.store.client.send(
         new UploadPartCommand({
           Bucket: this.store.address.bucket,
           Key: this.key,
@@ -421,7 +419,7 @@ class S3Writer implements ObjectWriter {
         await this.store.throttle(body.length);
         let out;
         try {
-          out = await this.store.send<{ ETag?: string }>(
+          out = await this.store.client.send(
             new PutObjectCommand({
               Bucket: this.store.address.bucket,
               Key: this.key,
@@ -446,7 +444,7 @@ class S3Writer implements ObjectWriter {
         if (this.failure) throw this.failure;
         if (await this.store.exists(this.name)) throw alreadyThere(this.name);
         try {
-          await this.store.send(
+          await this.store.client.send(
             new CompleteMultipartUploadCommand({
               Bucket: this.store.address.bucket,
               Key: this.key,
