@@ -9,7 +9,8 @@ import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/arc
 import { FolderStore } from './storage/folder-store.js';
 import type { ObjectStore } from './storage/object-store.js';
 import { remoteAccess, s3Settings } from './storage/remote-access.js';
-import { isS3Name, parseS3Name, S3Store } from './storage/s3-store.js';
+import { isS3Name, parseS3Name } from './storage/s3-name.js';
+import type { S3Store } from './storage/s3-store.js';
 
 export type ClosableStore = ObjectStore & { close(): Promise<void> };
 
@@ -27,12 +28,13 @@ export interface ArchiveTarget {
   openStore(): ClosableStore;
 }
 
-export function archiveTarget(name: string): ArchiveTarget {
+export async function archiveTarget(name: string): Promise<ArchiveTarget> {
   if (!isS3Name(name)) {
     const dir = path.resolve(name);
     return { name: dir, remote: false, localDir: dir, openStore: () => new FolderStore(dir) };
   }
   const address = parseS3Name(name);
+  const { S3Store } = await import('./storage/s3-store.js');
   const settings = s3Settings();
   const key = createHash('sha256')
     .update(`${settings.endpoint ?? 'aws'}\n${address.bucket}\n${address.prefix}`)

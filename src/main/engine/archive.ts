@@ -48,7 +48,7 @@ export class Archive {
 
   /** `dir` is a folder or an `s3://BUCKET/PREFIX` name (see archive-target.ts). */
   static async open(dir: string, options: OpenOptions): Promise<Archive> {
-    const target = archiveTarget(dir);
+    const target = await archiveTarget(dir);
     const abs = target.localDir;
     const store = target.openStore();
     let manifest: ArchiveManifest;
@@ -85,11 +85,8 @@ export class Archive {
   }
 
   /** Opens an archive whose manifest has just been written by init (the caller holds the lock). */
-  static async adopt(
-    dir: string,
-    lock: ArchiveLock,
-    target: ArchiveTarget = archiveTarget(dir),
-  ): Promise<Archive> {
+  static async adopt(dir: string, lock: ArchiveLock, given?: ArchiveTarget): Promise<Archive> {
+    const target = given ?? (await archiveTarget(dir));
     const store = target.openStore();
     const manifest = target.remote
       ? await readTargetManifest(target, store)

@@ -59,7 +59,7 @@ export async function initArchive(
   }
   const device = await PrimaryDevice.open(primaryPath);
   await device.close();
-  const target = archiveTarget(archiveDir);
+  const target = await archiveTarget(archiveDir);
   const dir = target.localDir;
   if (!target.remote && device.type === 'block-device' && archiveLiesOn(dir, device.stat.rdev)) {
     // Every write to the archive would change the primary and be archived again, forever.

@@ -76,7 +76,7 @@ export function isVolumeManifest(m: ArchiveManifest): boolean {
 export async function isVolumeArchive(dir: string): Promise<boolean> {
   if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  const target = archiveTarget(dir);
+  const target = await archiveTarget(dir);
   if (!target.remote) return isVolumeManifest(await readManifest(target.localDir));
   const store = target.openStore();
   try {
@@ -93,7 +93,7 @@ export async function initVolumeArchive(
   options: VolumeInitOptions = {},
 ): Promise<VolumeCaptureResult & { changed: true }> {
   const root = fs.realpathSync(path.resolve(tree));
-  const target = archiveTarget(archiveDir);
+  const target = await archiveTarget(archiveDir);
   const dir = target.localDir;
   if (!target.remote && (dir === root || root.startsWith(dir + path.sep)))
     throw new TidemarkError('usage', `the archive ${dir} cannot hold the folder it protects`);

@@ -18,6 +18,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
+import { S3_SCHEME, type S3Address } from './s3-name.js';
+
+export { isS3Name, parseS3Name, type S3Address } from './s3-name.js';
 
 /** How to reach an S3-compatible server. Credentials are never printed or logged. */
 export interface S3Settings {
@@ -36,33 +39,6 @@ export interface S3Settings {
   parallel?: number;
   /** Attempts per request, with exponential backoff and jitter, on transient errors. */
   maxAttempts?: number;
-}
-
-export interface S3Address {
-  bucket: string;
-  /** '' or ends with '/'. */
-  prefix: string;
-}
-
-export const S3_SCHEME = 's3://';
-
-export function isS3Name(name: string): boolean {
-  return name.startsWith(S3_SCHEME);
-}
-
-/** `s3://BUCKET/PREFIX` → bucket and prefix; a clear usage error for anything else. */
-export function parseS3Name(name: string): S3Address {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(name);
-  if (!m)
-    throw new TidemarkError(
-      'usage',
-      `${name} is not a valid S3 archive name: use s3://BUCKET/PREFIX (bucket: 3-63 lower-case letters, digits, dots, dashes)`,
-    );
-  let prefix = (m[2] ?? '').replace(/\/+$/, '');
-  if (prefix.split('/').some((p) => p === '..' || p === '.'))
-    throw new TidemarkError('usage', `${name}: the prefix may not contain . or .. parts`);
-  if (prefix !== '') prefix += '/';
-  return { bucket: m[1] as string, prefix };
 }
 
 const DEFAULT_PART = 8 << 20;
