@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'archive.full'
   | 'archive.locked'
   | 'archive.io'
+  | 'archive.passphrase'
   | 'state.not-found'
   | 'restore.target-too-small'
   | 'restore.target-exists'

@@ -7,6 +7,7 @@ import { TidemarkError } from '../../shared/errors.js';
 import { Catalog, CATALOG_NAME } from './catalog.js';
 import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
+import { unlockStore } from './encryption/unlock.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
@@ -50,10 +51,11 @@ export class Archive {
   static async open(dir: string, options: OpenOptions): Promise<Archive> {
     const target = await archiveTarget(dir);
     const abs = target.localDir;
-    const store = target.openStore();
+    let store = target.openStore();
     let manifest: ArchiveManifest;
     try {
       manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
+      store = await unlockStore(store, manifest, target.name);
       if (target.remote) await fsp.mkdir(abs, { recursive: true });
     } catch (err) {
       await store.close();
@@ -87,10 +89,11 @@ export class Archive {
   /** Opens an archive whose manifest has just been written by init (the caller holds the lock). */
   static async adopt(dir: string, lock: ArchiveLock, given?: ArchiveTarget): Promise<Archive> {
     const target = given ?? (await archiveTarget(dir));
-    const store = target.openStore();
+    const raw = target.openStore();
     const manifest = target.remote
-      ? await readTargetManifest(target, store)
+      ? await readTargetManifest(target, raw)
       : await readManifest(target.localDir);
+    const store = await unlockStore(raw, manifest, target.name);
     const catalog = await openCatalog(target.localDir, manifest, true);
     return new Archive(target.localDir, manifest, store, catalog, lock);
   }

@@ -6,6 +6,7 @@ import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
 import { Archive, ArchiveLock } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
+import { encryptionForInit } from './encryption/unlock.js';
 import {
   archiveMayExist,
   archiveTarget,
@@ -68,16 +69,19 @@ export async function initArchive(
       `${dir} lies on ${device.path} itself: keep the archive on another disk`,
     );
   }
+  const archiveId = randomUUID();
+  const encryption = await encryptionForInit(target.remote, archiveId, target.name);
   const created = await prepareTarget(target, device.path, '`tidemark snapshot`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
   const store = target.openStore();
   try {
     const manifest = newManifest({
-      archiveId: randomUUID(),
+      archiveId,
       createdAt: (options.clock ?? systemClock).now().toISOString(),
       blockSize,
       primary: { kind: 'device', path: device.path, size: device.size },
+      ...(encryption ? { encryption } : {}),
     });
     const writer = await store.create(MANIFEST_NAME);
     await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));

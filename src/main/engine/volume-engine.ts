@@ -16,6 +16,7 @@ import type {
 } from '../../shared/states.js';
 import { Archive, ArchiveLock, readManifest } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
+import { encryptionForInit } from './encryption/unlock.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
@@ -103,6 +104,8 @@ export async function initVolumeArchive(
       'usage',
       'block size must be a multiple of 4096 between 4096 and 16777216 bytes',
     );
+  const archiveId = randomUUID();
+  const encryption = await encryptionForInit(target.remote, archiveId, target.name);
   const created = await prepareTarget(target, root, '`tidemark snapshot` or `tidemark watch`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
@@ -117,10 +120,11 @@ export async function initVolumeArchive(
     // The btrfs snapshot a point reads from may lie inside the tree: never part of it.
     if (!excludes.includes(SNAPSHOT_EXCLUDE)) excludes.push(SNAPSHOT_EXCLUDE);
     const manifest = newManifest({
-      archiveId: randomUUID(),
+      archiveId,
       createdAt: (options.clock ?? systemClock).now().toISOString(),
       blockSize,
       primary: { kind: 'volume', path: root, size: 0 },
+      ...(encryption ? { encryption } : {}),
       volume: {
         excludes,
         ...(options.preHook ? { preHook: options.preHook } : {}),
