@@ -174,6 +174,49 @@ describe.skipIf(skip !== null)('archives on a real S3 server (Ceph RGW)', () => 
     });
   }
 
+  it('encrypts s3:// archives by default; a fresh machine needs only the bucket and the passphrase', async () => {
+    const dir = tempDir();
+    stateDir = path.join(dir, 'state');
+    const image = path.join(dir, 'disk.img');
+    const marker = Buffer.from('S3-PLAINTEXT-MARKER-THAT-MUST-NOT-LEAK');
+    const data = Buffer.alloc(32 * BS);
+    for (let i = 0; i < 32; i++) marker.copy(data, i * BS + (i % 7));
+    fs.writeFileSync(image, data);
+    const archive = 's3://tidemark-dev/encrypted';
+    const refused = cli(['init', image, archive]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/default for s3:\/\/ archives.*or choose --no-encrypt/);
+    const pass = { TIDEMARK_PASSPHRASE: 'offsite passphrase 42' };
+    ok(['init', image, archive, '--block-size', String(BS)], pass);
+    const s = store(archive);
+    try {
+      const manifest = JSON.parse(
+        (await s.read('tidemark.json', 0, await s.size('tidemark.json'))).toString(),
+      );
+      expect(manifest.encryption.cipher).toBe('aes-256-gcm');
+      const update = await s.read(
+        'updates/0000000000.tmu',
+        0,
+        await s.size('updates/0000000000.tmu'),
+      );
+      expect(update.includes(marker)).toBe(false);
+    } finally {
+      await s.close();
+    }
+    stateDir = path.join(dir, 'fresh');
+    const wrong = cli(['catalog', 'rebuild', archive], {
+      TIDEMARK_PASSPHRASE: 'guess guess guess',
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(
+      /wrong passphrase for the encrypted archive s3:\/\/tidemark-dev\/encrypted/,
+    );
+    ok(['catalog', 'rebuild', archive], pass);
+    const out = path.join(dir, 'r0.img');
+    ok(['restore', archive, '--state', '0', '--to', out], pass);
+    expect(sha256(out)).toBe(sha256(image));
+  });
+
   it('says clearly when the archive or the server is not there', () => {
     stateDir = tempDir();
     const none = cli(['states', 's3://tidemark-dev/nothing-here']);
