@@ -8,10 +8,12 @@ import { sha256, tempDir } from '../helpers/tmp.js';
 
 const BS = 16384;
 
+let stateDir = '';
+
 function run(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, TIDEMARK_PASSPHRASE: '', ...env },
+    env: { ...process.env, TIDEMARK_PASSPHRASE: '', TIDEMARK_STATE_DIR: stateDir, ...env },
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -31,6 +33,7 @@ function image(file: string, blocks: number, seed: number): void {
 describe('encrypted archives (folder secondary)', () => {
   it('round-trips, keeps no plaintext, refuses a wrong or missing passphrase', () => {
     const dir = tempDir();
+    stateDir = path.join(dir, 'state');
     const img = path.join(dir, 'disk.img');
     const archive = path.join(dir, 'archive');
     const pass = path.join(dir, 'pass');
@@ -57,8 +60,13 @@ describe('encrypted archives (folder secondary)', () => {
       expect(bytes.subarray(0, 8).toString('latin1')).toBe('TMKENC01');
       expect(bytes.includes(MARKER), f).toBe(false);
     }
+    // The catalog and map cache hold block hashes: on this machine, not on the backup disk.
+    expect(fs.readdirSync(archive).sort()).toEqual(['tidemark.json', 'updates']);
     const manifest = JSON.parse(fs.readFileSync(path.join(archive, 'tidemark.json'), 'utf8'));
     expect(manifest.version).toBe(2);
+    expect(
+      fs.existsSync(path.join(stateDir, 'encrypted', manifest.archiveId, 'catalog.sqlite')),
+    ).toBe(true);
     expect(manifest.encryption).toMatchObject({ cipher: 'aes-256-gcm', kdf: { name: 'scrypt' } });
 
     const out = path.join(dir, 'r0.img');
@@ -83,6 +91,7 @@ describe('encrypted archives (folder secondary)', () => {
 
   it('a flipped byte in an object fails verification, which names the object', () => {
     const dir = tempDir();
+    stateDir = path.join(dir, 'state');
     const img = path.join(dir, 'disk.img');
     const archive = path.join(dir, 'archive');
     const env = { TIDEMARK_PASSPHRASE: 'a long enough passphrase' };
@@ -117,6 +126,7 @@ describe('encrypted archives (folder secondary)', () => {
 
   it('keeps unencrypted archives as they were (manifest version 1)', () => {
     const dir = tempDir();
+    stateDir = path.join(dir, 'state');
     const img = path.join(dir, 'disk.img');
     image(img, 8, 1);
     expect(run(['init', img, path.join(dir, 'a')]).code).toBe(0);

@@ -28,6 +28,25 @@ export interface ArchiveTarget {
   openStore(): ClosableStore;
 }
 
+function stateBase(): string {
+  return (
+    remoteAccess().stateDir ??
+    process.env.TIDEMARK_STATE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tidemark')
+  );
+}
+
+/**
+ * Where the catalog, map cache and volume journal of an archive go. They hold block hashes and
+ * paths, so for an encrypted folder archive they stay on this machine (keyed by the archive id)
+ * instead of lying in plaintext beside the ciphertext on the backup disk; like for s3:// they
+ * are rebuilt from the updates where missing. The lock stays with the archive.
+ */
+export function indexDirOf(target: ArchiveTarget, manifest: ArchiveManifest): string {
+  if (target.remote || !manifest.encryption) return target.localDir;
+  return path.join(stateBase(), 'encrypted', manifest.archiveId);
+}
+
 export async function archiveTarget(name: string): Promise<ArchiveTarget> {
   if (!isS3Name(name)) {
     const dir = path.resolve(name);
@@ -40,10 +59,7 @@ export async function archiveTarget(name: string): Promise<ArchiveTarget> {
     .update(`${settings.endpoint ?? 'aws'}\n${address.bucket}\n${address.prefix}`)
     .digest('hex')
     .slice(0, 16);
-  const base =
-    remoteAccess().stateDir ??
-    process.env.TIDEMARK_STATE_DIR ??
-    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tidemark');
+  const base = stateBase();
   return {
     name: `s3://${address.bucket}/${address.prefix}`,
     remote: true,

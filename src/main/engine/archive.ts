@@ -15,6 +15,7 @@ import { archiveIoError } from './storage/io-errors.js';
 import { TEMP_MARK } from './storage/folder-store.js';
 import {
   archiveTarget,
+  indexDirOf,
   readTargetManifest,
   type ArchiveTarget,
   type ClosableStore,
@@ -53,10 +54,12 @@ export class Archive {
     const abs = target.localDir;
     let store = target.openStore();
     let manifest: ArchiveManifest;
+    let indexDir = abs;
     try {
       manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
       store = await unlockStore(store, manifest, target.name);
-      if (target.remote) await fsp.mkdir(abs, { recursive: true });
+      indexDir = indexDirOf(target, manifest);
+      if (indexDir !== abs || target.remote) await fsp.mkdir(indexDir, { recursive: true });
     } catch (err) {
       await store.close();
       throw err;
@@ -64,7 +67,7 @@ export class Archive {
     let lock: ArchiveLock | null = null;
     try {
       lock = options.write ? await ArchiveLock.take(abs) : null;
-      let catalog = await openCatalog(abs, manifest, options.write);
+      let catalog = await openCatalog(indexDir, manifest, options.write);
       if (
         !options.write &&
         (await unrecordedUpdates(store, catalog)).length > 0 &&
@@ -75,7 +78,7 @@ export class Archive {
         catalog.close();
         catalog = memoryCatalog(manifest);
       }
-      const archive = new Archive(abs, manifest, store, catalog, lock);
+      const archive = new Archive(indexDir, manifest, store, catalog, lock);
       if (options.write) await archive.store.removeIncomplete();
       await archive.indexUnrecorded();
       return archive;
@@ -94,8 +97,10 @@ export class Archive {
       ? await readTargetManifest(target, raw)
       : await readManifest(target.localDir);
     const store = await unlockStore(raw, manifest, target.name);
-    const catalog = await openCatalog(target.localDir, manifest, true);
-    return new Archive(target.localDir, manifest, store, catalog, lock);
+    const indexDir = indexDirOf(target, manifest);
+    await fsp.mkdir(indexDir, { recursive: true });
+    const catalog = await openCatalog(indexDir, manifest, true);
+    return new Archive(indexDir, manifest, store, catalog, lock);
   }
 
   async updateNames(): Promise<string[]> {
