@@ -31,6 +31,13 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
+// S3 upload has its own section (bench/s3.js).
+if (process.argv.includes('--s3')) {
+  process.argv.splice(process.argv.indexOf('--s3'), 1);
+  await import('./s3.js');
+  process.exit(0);
+}
+
 // Volume mode has its own section and options (bench/volume.js).
 if (process.argv.includes('--volume')) {
   const { runVolumeBench } = await import('./volume.js');
@@ -64,6 +71,7 @@ if (opt.help) {
   --seed N          seed of the changes (default 1)
   --workdir DIR     where the temporary folder goes (default: .tmp/ in the repository)
   --volume          run the volume-mode section instead (node bench/volume.js --help)
+  --s3              run the S3 upload section instead (node bench/s3.js --help)
 `);
   process.exit(0);
 }

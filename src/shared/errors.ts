@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'cache.empty'
   | 'cache.needs-secondary'
   | 'cache.conflict'
+  | 'archive.passphrase'
   | 'state.not-found'
   | 'restore.target-too-small'
   | 'restore.target-exists'

@@ -14,6 +14,7 @@ import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption, runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { CACHE_USAGE, runCacheCommand } from './cache-commands.js';
+import { REMOTE_USAGE, takeRemoteFlags } from './remote-flags.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
@@ -28,9 +29,11 @@ const USAGE = `usage: tidemark <command> [options]
 
 folders (volume mode):${VOLUME_USAGE}
 
+
 retention (device and folder archives):${RETENTION_USAGE}
 
-local cache (while the secondary is away):${CACHE_USAGE}`;
+local cache (while the secondary is away):${CACHE_USAGE}
+${REMOTE_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -79,7 +82,7 @@ function integer(value: string | boolean | undefined, flag: string): number {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...rest] = takeRemoteFlags(argv);
   const out = (line: string): boolean => process.stdout.write(line + '\n');
   const cached = await runCacheCommand(command, rest, out);
   if (cached !== undefined) return cached;

@@ -7,12 +7,20 @@ import { TidemarkError } from '../../shared/errors.js';
 import { Catalog, CATALOG_NAME } from './catalog.js';
 import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
+import { unlockStore } from './encryption/unlock.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from './update-names.js';
 import { finishInterruptedCollapses } from './collapse-recovery.js';
 import { archiveIoError } from './storage/io-errors.js';
-import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
+import { TEMP_MARK } from './storage/folder-store.js';
+import {
+  archiveTarget,
+  indexDirOf,
+  readTargetManifest,
+  type ArchiveTarget,
+  type ClosableStore,
+} from './archive-target.js';
 
 export const LOCK_NAME = 'lock';
 
@@ -31,7 +39,7 @@ export class Archive {
   private constructor(
     readonly dir: string,
     readonly manifest: ArchiveManifest,
-    readonly store: FolderStore,
+    readonly store: ClosableStore,
     readonly catalog: Catalog,
     private readonly lock: ArchiveLock | null,
   ) {
@@ -41,13 +49,26 @@ export class Archive {
   /** The latest state's block map, cached beside the catalog. */
   readonly mapCache: MapCache;
 
+  /** `dir` is a folder or an `s3://BUCKET/PREFIX` name (see archive-target.ts). */
   static async open(dir: string, options: OpenOptions): Promise<Archive> {
-    const abs = path.resolve(dir);
-    const manifest = await readManifest(abs);
-    const lock = options.write ? await ArchiveLock.take(abs) : null;
+    const target = await archiveTarget(dir);
+    const abs = target.localDir;
+    let store = target.openStore();
+    let manifest: ArchiveManifest;
+    let indexDir = abs;
     try {
-      const store = new FolderStore(abs);
-      let catalog = await openCatalog(abs, manifest, options.write);
+      manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
+      store = await unlockStore(store, manifest, target.name);
+      indexDir = indexDirOf(target, manifest);
+      if (indexDir !== abs || target.remote) await fsp.mkdir(indexDir, { recursive: true });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    let lock: ArchiveLock | null = null;
+    try {
+      lock = options.write ? await ArchiveLock.take(abs) : null;
+      let catalog = await openCatalog(indexDir, manifest, options.write);
       if (
         !options.write &&
         (await unrecordedUpdates(store, catalog)).length > 0 &&
@@ -58,7 +79,7 @@ export class Archive {
         catalog.close();
         catalog = memoryCatalog(manifest);
       }
-      const archive = new Archive(abs, manifest, store, catalog, lock);
+      const archive = new Archive(indexDir, manifest, store, catalog, lock);
       if (options.write) {
         await archive.store.removeIncomplete();
         await finishInterruptedCollapses(archive);
@@ -66,16 +87,24 @@ export class Archive {
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
+      await store.close().catch(() => undefined);
       await lock?.release();
       throw err;
     }
   }
 
   /** Opens an archive whose manifest has just been written by init (the caller holds the lock). */
-  static async adopt(dir: string, lock: ArchiveLock): Promise<Archive> {
-    const manifest = await readManifest(dir);
-    const catalog = await openCatalog(dir, manifest, true);
-    return new Archive(dir, manifest, new FolderStore(dir), catalog, lock);
+  static async adopt(dir: string, lock: ArchiveLock, given?: ArchiveTarget): Promise<Archive> {
+    const target = given ?? (await archiveTarget(dir));
+    const raw = target.openStore();
+    const manifest = target.remote
+      ? await readTargetManifest(target, raw)
+      : await readManifest(target.localDir);
+    const store = await unlockStore(raw, manifest, target.name);
+    const indexDir = indexDirOf(target, manifest);
+    await fsp.mkdir(indexDir, { recursive: true });
+    const catalog = await openCatalog(indexDir, manifest, true);
+    return new Archive(indexDir, manifest, store, catalog, lock);
   }
 
   /** The live update objects, oldest state first (not those a committed collapse replaced). */
@@ -102,7 +131,7 @@ export class Archive {
   }
 }
 
-async function unrecordedUpdates(store: FolderStore, catalog: Catalog): Promise<string[]> {
+async function unrecordedUpdates(store: ClosableStore, catalog: Catalog): Promise<string[]> {
   const names = partitionUpdates(await store.list(UPDATE_PREFIX)).live;
   return names.filter((n) => !catalog.state(stateIdOf(n) as number));
 }

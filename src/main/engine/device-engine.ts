@@ -5,7 +5,14 @@ import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
 import { Archive, ArchiveLock } from './archive.js';
-import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
+import { removeArchiveFiles } from './archive-dir.js';
+import { encryptionForInit } from './encryption/unlock.js';
+import {
+  archiveMayExist,
+  archiveTarget,
+  prepareTarget,
+  removeRemoteObjects,
+} from './archive-target.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { captureBaseline, captureInterval, type CaptureResult } from './device/capture.js';
@@ -14,7 +21,6 @@ import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
 import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
-import { FolderStore } from './storage/folder-store.js';
 import { indexUpdate } from './update-index.js';
 import { pinnedStates } from './retention/pins.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
@@ -57,38 +63,46 @@ export async function initArchive(
   }
   const device = await PrimaryDevice.open(primaryPath);
   await device.close();
-  const dir = path.resolve(archiveDir);
-  if (device.type === 'block-device' && archiveLiesOn(dir, device.stat.rdev)) {
+  const target = await archiveTarget(archiveDir);
+  const dir = target.localDir;
+  if (!target.remote && device.type === 'block-device' && archiveLiesOn(dir, device.stat.rdev)) {
     // Every write to the archive would change the primary and be archived again, forever.
     throw new TidemarkError(
       'usage',
       `${dir} lies on ${device.path} itself: keep the archive on another disk`,
     );
   }
-  const created = await prepareEmptyDir(dir, device.path, '`tidemark snapshot`');
+  const archiveId = randomUUID();
+  const encryption = await encryptionForInit(target.remote, archiveId, target.name);
+  const created = await prepareTarget(target, device.path, '`tidemark snapshot`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
+  const store = target.openStore();
   try {
     const manifest = newManifest({
-      archiveId: randomUUID(),
+      archiveId,
       createdAt: (options.clock ?? systemClock).now().toISOString(),
       blockSize,
       primary: { kind: 'device', path: device.path, size: device.size },
+      ...(encryption ? { encryption } : {}),
     });
-    const writer = await new FolderStore(dir).create(MANIFEST_NAME);
+    const writer = await store.create(MANIFEST_NAME);
     await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
     await writer.commit();
-    archive = await Archive.adopt(dir, lock);
+    archive = await Archive.adopt(dir, lock, target);
     const state = await captureBaseline(archive, options.clock ?? systemClock, options.onProgress);
     await archive.close();
     return state;
   } catch (err) {
     // A failed init leaves the folder as it found it.
     await archive?.close().catch(() => undefined);
+    await removeRemoteObjects(target).catch(() => undefined);
     await removeArchiveFiles(dir);
     await lock.release();
     if (created) await fsp.rmdir(dir).catch(() => undefined);
     throw err;
+  } finally {
+    await store.close();
   }
 }
 
@@ -207,7 +221,7 @@ async function withArchive<T>(
   write: boolean,
   fn: (archive: Archive) => Promise<T> | T,
 ): Promise<T> {
-  if (!fs.existsSync(dir))
+  if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
   const archive = await Archive.open(dir, { write });
   try {

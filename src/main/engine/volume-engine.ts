@@ -15,7 +15,8 @@ import type {
   VolumeRestoreReport,
 } from '../../shared/states.js';
 import { Archive, ArchiveLock, readManifest } from './archive.js';
-import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
+import { removeArchiveFiles } from './archive-dir.js';
+import { encryptionForInit } from './encryption/unlock.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
@@ -23,7 +24,13 @@ import { pinnedStates } from './retention/pins.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { StateSelector } from './restore.js';
-import { FolderStore } from './storage/folder-store.js';
+import {
+  archiveMayExist,
+  archiveTarget,
+  prepareTarget,
+  readTargetManifest,
+  removeRemoteObjects,
+} from './archive-target.js';
 import type { VerifyOptions } from './verify.js';
 import {
   captureVolumePoint,
@@ -70,9 +77,16 @@ export function isVolumeManifest(m: ArchiveManifest): boolean {
 
 /** Whether the archive in `dir` protects a volume (false for a device; throws if none). */
 export async function isVolumeArchive(dir: string): Promise<boolean> {
-  if (!fs.existsSync(dir))
+  if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  return isVolumeManifest(await readManifest(path.resolve(dir)));
+  const target = await archiveTarget(dir);
+  if (!target.remote) return isVolumeManifest(await readManifest(target.localDir));
+  const store = target.openStore();
+  try {
+    return isVolumeManifest(await readTargetManifest(target, store));
+  } finally {
+    await store.close();
+  }
 }
 
 /** Creates the archive of folder `tree` in `archiveDir` and records its baseline, state 0. */
@@ -82,8 +96,9 @@ export async function initVolumeArchive(
   options: VolumeInitOptions = {},
 ): Promise<VolumeCaptureResult & { changed: true }> {
   const root = fs.realpathSync(path.resolve(tree));
-  const dir = path.resolve(archiveDir);
-  if (dir === root || root.startsWith(dir + path.sep))
+  const target = await archiveTarget(archiveDir);
+  const dir = target.localDir;
+  if (!target.remote && (dir === root || root.startsWith(dir + path.sep)))
     throw new TidemarkError('usage', `the archive ${dir} cannot hold the folder it protects`);
   const blockSize = options.blockSize ?? VOLUME_BLOCK_SIZE;
   if (!Number.isInteger(blockSize) || blockSize < 4096 || blockSize > 16 << 20 || blockSize % 4096)
@@ -91,23 +106,27 @@ export async function initVolumeArchive(
       'usage',
       'block size must be a multiple of 4096 between 4096 and 16777216 bytes',
     );
-  const created = await prepareEmptyDir(dir, root, '`tidemark snapshot` or `tidemark watch`');
+  const archiveId = randomUUID();
+  const encryption = await encryptionForInit(target.remote, archiveId, target.name);
+  const created = await prepareTarget(target, root, '`tidemark snapshot` or `tidemark watch`');
   const lock = await ArchiveLock.take(dir);
   let archive: Archive | null = null;
+  const store = target.openStore();
   try {
     const excludes = [
       ...(options.noDefaultExcludes ? [] : DEFAULT_EXCLUDES),
       ...(options.excludes ?? []),
     ];
-    const inside = archiveInsideTree(root, fs.realpathSync(dir));
+    const inside = target.remote ? null : archiveInsideTree(root, fs.realpathSync(dir));
     if (inside) excludes.push(inside);
     // The btrfs snapshot a point reads from may lie inside the tree: never part of it.
     if (!excludes.includes(SNAPSHOT_EXCLUDE)) excludes.push(SNAPSHOT_EXCLUDE);
     const manifest = newManifest({
-      archiveId: randomUUID(),
+      archiveId,
       createdAt: (options.clock ?? systemClock).now().toISOString(),
       blockSize,
       primary: { kind: 'volume', path: root, size: 0 },
+      ...(encryption ? { encryption } : {}),
       volume: {
         excludes,
         ...(options.preHook ? { preHook: options.preHook } : {}),
@@ -115,10 +134,10 @@ export async function initVolumeArchive(
         ...(isMountPoint(root) ? { mountPoint: true } : {}),
       },
     });
-    const writer = await new FolderStore(dir).create(MANIFEST_NAME);
+    const writer = await store.create(MANIFEST_NAME);
     await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
     await writer.commit();
-    archive = await Archive.adopt(dir, lock);
+    archive = await Archive.adopt(dir, lock, target);
     const result = await captureVolumePoint(archive, null, {
       clock: options.clock ?? systemClock,
       tree: new VolumeTree(),
@@ -129,10 +148,13 @@ export async function initVolumeArchive(
     return result;
   } catch (err) {
     await archive?.close().catch(() => undefined);
+    await removeRemoteObjects(target).catch(() => undefined);
     await removeArchiveFiles(dir, [JOURNAL_NAME]);
     await lock.release();
     if (created) await fsp.rmdir(dir).catch(() => undefined);
     throw err;
+  } finally {
+    await store.close();
   }
 }
 
@@ -346,7 +368,7 @@ export async function verifyVolume(
 }
 
 async function openVolumeWriter(dir: string): Promise<Archive> {
-  if (!fs.existsSync(dir))
+  if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
   const archive = await Archive.open(dir, { write: true });
   if (!isVolumeManifest(archive.manifest)) {
@@ -357,7 +379,7 @@ async function openVolumeWriter(dir: string): Promise<Archive> {
 }
 
 async function withReader<T>(dir: string, fn: (archive: Archive) => Promise<T> | T): Promise<T> {
-  if (!fs.existsSync(dir))
+  if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
   const archive = await Archive.open(dir, { write: false });
   try {

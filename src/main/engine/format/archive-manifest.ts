@@ -1,5 +1,6 @@
 import { TidemarkError } from '../../../shared/errors.js';
-import { checkFormatVersion, FORMAT_VERSION } from './version.js';
+import { isEncryptionInfo, type EncryptionInfo } from '../encryption/archive-key.js';
+import { checkFormatVersion, ENCRYPTED_MANIFEST_VERSION, FORMAT_VERSION } from './version.js';
 
 export const MANIFEST_NAME = 'tidemark.json';
 export const MANIFEST_FORMAT = 'tidemark-archive';
@@ -32,10 +33,16 @@ export interface ArchiveManifest {
   };
   /** Only for `primary.kind` "volume". */
   volume?: VolumeSettings;
+  /** Only for an encrypted archive (manifest version 2): how its data key is kept. */
+  encryption?: EncryptionInfo;
 }
 
 export function newManifest(fields: Omit<ArchiveManifest, 'format' | 'version'>): ArchiveManifest {
-  return { format: MANIFEST_FORMAT, version: FORMAT_VERSION, ...fields };
+  return {
+    format: MANIFEST_FORMAT,
+    version: fields.encryption ? ENCRYPTED_MANIFEST_VERSION : FORMAT_VERSION,
+    ...fields,
+  };
 }
 
 export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
@@ -51,7 +58,17 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
   if (m?.format !== MANIFEST_FORMAT) {
     throw new TidemarkError('archive.foreign', `${where} is not a Tidemark archive`);
   }
-  checkFormatVersion(m.version, `the archive at ${where}`);
+  checkFormatVersion(m.version, `the archive at ${where}`, ENCRYPTED_MANIFEST_VERSION);
+  if ((m.version === ENCRYPTED_MANIFEST_VERSION) !== (m.encryption !== undefined))
+    throw new TidemarkError(
+      'archive.corrupt',
+      `${where}: the archive's ${MANIFEST_NAME} is incomplete (encryption)`,
+    );
+  if (m.encryption !== undefined && !isEncryptionInfo(m.encryption))
+    throw new TidemarkError(
+      'archive.newer-format',
+      `the archive at ${where} is encrypted in a way this Tidemark does not know: update Tidemark`,
+    );
   const kind: unknown = m.primary?.kind;
   if (typeof kind === 'string' && kind !== 'device' && kind !== 'volume') {
     // A kind of primary added after this build: refuse it clearly rather than misread it.

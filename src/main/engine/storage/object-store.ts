@@ -1,6 +1,7 @@
 /**
  * The archive lives behind this small interface of immutable, named objects, so that a folder on a
- * disk and (later) an S3-compatible bucket are interchangeable. Nothing above it may rely on rename,
+ * disk (folder-store.ts) and an S3-compatible bucket (s3-store.ts) are interchangeable, and
+ * encryption (encryption/encrypted-store.ts) wraps either. Nothing above it may rely on rename,
  * append or in-place rewrite of an object.
  *
  * Semantics every implementation guarantees:
@@ -8,7 +9,8 @@
  *   `commit` resolves; after a crash at any instant it either exists whole or not at all.
  * - Durability: when `commit` resolves, the object survives power loss.
  * - Put-if-absent: `commit` fails with `archive.corrupt` if the name already exists. The folder
- *   store guarantees this only for writers holding the archive lock (one writer at a time).
+ *   store guarantees this only for writers holding the archive lock (one writer at a time); the
+ *   S3 store sends If-None-Match: * and checks with a HEAD under the same lock.
  * - Immutability: a committed object never changes; it can only be deleted whole.
  * - Errors are `TidemarkError`s: `archive.full`, `archive.read-only`, `archive.io`, and
  *   `archive.corrupt` for a missing object or a short read.

@@ -1,0 +1,528 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { TidemarkError } from '../../../shared/errors.js';
+import type { ObjectStore, ObjectWriter } from './object-store.js';
+import { S3_SCHEME, type S3Address } from './s3-name.js';
+
+export { isS3Name, parseS3Name, type S3Address } from './s3-name.js';
+
+/** How to reach an S3-compatible server. Credentials are never printed or logged. */
+export interface S3Settings {
+  /** e.g. http://127.0.0.1:7480; unset = AWS itself (or AWS_ENDPOINT_URL). */
+  endpoint?: string;
+  region?: string;
+  /** Path-style URLs (bucket in the path): on by default when an endpoint is given. */
+  forcePathStyle?: boolean;
+  /** Unset = the default AWS chain (environment, ~/.aws, instance roles). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Upload limit in bytes per second; 0 or unset = none. */
+  bwlimit?: number;
+  /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
+  partSize?: number;
+  /** Parts in flight at once (default 4). */
+  parallel?: number;
+  /** Attempts per request, with exponential backoff and jitter, on transient errors. */
+  maxAttempts?: number;
+}
+
+const DEFAULT_PART = 8 << 20;
+const MIN_PART = 5 << 20;
+const WINDOW = 4 << 20;
+const WINDOWS_KEPT = 8;
+
+/**
+ * Objects in an S3-compatible bucket under a prefix. Uploads go as one PutObject when small and
+ * as a multipart upload (parts in parallel) otherwise; nothing is visible under the name until
+ * the PutObject or CompleteMultipartUpload succeeds, so an interrupted upload leaves at most an
+ * unfinished multipart upload, which S3 never lists as an object and `removeIncomplete` aborts.
+ * Every part and every single PUT carries Content-MD5, which the server checks, and `commit`
+ * confirms the stored length with a HEAD before it resolves.
+ *
+ * Put-if-absent: PutObject and CompleteMultipartUpload send `If-None-Match: *`; servers that
+ * ignore the header (older Ceph RGW on multipart) are covered by a HEAD check just before the
+ * commit, which is exact for the one writer that holds the archive lock.
+ */
+export class S3Store implements ObjectStore {
+  readonly location: string;
+  readonly client: S3Client;
+  private readonly windows = new Map<string, Buffer>();
+  private nextSend = 0;
+  readonly partSize: number;
+  readonly parallel: number;
+
+  constructor(
+    readonly address: S3Address,
+    readonly settings: S3Settings = {},
+  ) {
+    this.location = `${S3_SCHEME}${address.bucket}/${address.prefix}`;
+    this.partSize = Math.max(MIN_PART, settings.partSize ?? DEFAULT_PART);
+    this.parallel = Math.max(1, settings.parallel ?? 4);
+    // The SDK is pinned; its notice that later versions need Node 22 would only clutter stderr.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    this.client = new S3Client({
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      region: settings.region ?? 'us-east-1',
+      forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+      ...(settings.credentials ? { credentials: settings.credentials } : {}),
+      // A streamed or chunked body with the SDK's default CRC trailers gets 411 from Ceph RGW;
+      // integrity comes from Content-MD5 instead, which every S3 server checks.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: settings.maxAttempts ?? 5,
+      retryMode: 'standard',
+    });
+  }
+
+  key(name: string): string {
+    if (name.includes('..') || name.startsWith('/'))
+      throw new TidemarkError('internal', `bad object name ${name}`);
+    return this.address.prefix + name;
+  }
+
+  /** Creates the bucket if it does not exist (init only). */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.address.bucket }));
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw s3Error(err, `bucket ${this.address.bucket}`);
+    }
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket: this.address.bucket }));
+    } catch (err) {
+      if (!['BucketAlreadyOwnedByYou'].includes(nameOf(err)))
+        throw s3Error(err, `creating bucket ${this.address.bucket}`);
+    }
+  }
+
+  async create(name: string): Promise<ObjectWriter> {
+    return new S3Writer(this, name, this.key(name));
+  }
+
+  /** Waits until `bytes` more may be sent under the upload limit (a token bucket). */
+  async throttle(bytes: number): Promise<void> {
+    const rate = this.settings.bwlimit ?? 0;
+    if (rate <= 0) return;
+    const now = Date.now();
+    const start = Math.max(now, this.nextSend);
+    this.nextSend = start + (bytes * 1000) / rate;
+    const wait = this.nextSend - now - 1000;
+    // One second of burst: a part may start at once, the rest waits for its share of time.
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
+  async read(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buffer = into ?? Buffer.allocUnsafe(length);
+    if (length === 0) return buffer.subarray(0, 0);
+    if (length >= WINDOW) {
+      const got = await this.getRange(name, offset, length, buffer);
+      if (got < length) throw truncated(name);
+      return buffer.subarray(0, length);
+    }
+    // Small reads (headers, single blocks) come from cached 4 MiB windows: one request per
+    // window instead of one per block.
+    let done = 0;
+    while (done < length) {
+      const at = offset + done;
+      const index = Math.floor(at / WINDOW);
+      const window = await this.window(name, index);
+      const from = at - index * WINDOW;
+      if (from >= window.length) throw truncated(name);
+      const n = Math.min(length - done, window.length - from);
+      window.copy(buffer, done, from, from + n);
+      done += n;
+    }
+    return buffer.subarray(0, length);
+  }
+
+  private async window(name: string, index: number): Promise<Buffer> {
+    const id = `${index}:${name}`;
+    let window = this.windows.get(id);
+    if (window) {
+      this.windows.delete(id);
+      this.windows.set(id, window);
+      return window;
+    }
+    const buffer = Buffer.allocUnsafe(WINDOW);
+    const got = await this.getRange(name, index * WINDOW, WINDOW, buffer, true);
+    window = buffer.subarray(0, got);
+    this.windows.set(id, window);
+    if (this.windows.size > WINDOWS_KEPT) this.windows.delete(this.windows.keys().next().value!);
+    return window;
+  }
+
+  /** Reads up to `length` bytes at `offset`; returns how many there were. */
+  private async getRange(
+    name: string,
+    offset: number,
+    length: number,
+    into: Buffer,
+    mayBeShort = false,
+  ): Promise<number> {
+    let body: Readable;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.address.bucket,
+          Key: this.key(name),
+          Range: `bytes=${offset}-${offset + length - 1}`,
+        }),
+      );
+      body = out.Body as Readable;
+    } catch (err) {
+      if (statusOf(err) === 416) {
+        if (mayBeShort) return 0;
+        throw truncated(name);
+      }
+      throw s3Error(err, `reading ${name}`);
+    }
+    let done = 0;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        const n = Math.min(chunk.length, length - done);
+        chunk.copy(into, done, 0, n);
+        done += n;
+      }
+    } catch (err) {
+      throw s3Error(err, `reading ${name}`);
+    }
+    return done;
+  }
+
+  async size(name: string): Promise<number> {
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.address.bucket, Key: this.key(name) }),
+      );
+      return out.ContentLength ?? 0;
+    } catch (err) {
+      throw s3Error(err, name);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await this.size(name);
+      return true;
+    } catch (err) {
+      if (err instanceof TidemarkError && err.code === 'archive.corrupt') return false;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.address.bucket,
+            Prefix: this.key(prefix),
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (err) {
+        throw s3Error(err, `listing ${prefix}`);
+      }
+      for (const o of out.Contents ?? [])
+        if (o.Key) names.push(o.Key.slice(this.address.prefix.length));
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return names.sort();
+  }
+
+  async delete(name: string): Promise<void> {
+    this.forget(name);
+    try {
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: this.address.bucket, Key: this.key(name) }),
+      );
+    } catch (err) {
+      throw s3Error(err, `deleting ${name}`);
+    }
+  }
+
+  /** Aborts every unfinished multipart upload under the prefix (left by a kill or an outage). */
+  async removeIncomplete(): Promise<number> {
+    let removed = 0;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.address.bucket,
+            Prefix: this.address.prefix,
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(idMarker ? { UploadIdMarker: idMarker } : {}),
+          }),
+        );
+      } catch (err) {
+        throw s3Error(err, 'listing unfinished uploads');
+      }
+      for (const u of out.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        await this.abortUpload(u.Key, u.UploadId);
+        removed++;
+      }
+      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
+      idMarker = out.IsTruncated ? out.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return removed;
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.address.bucket,
+          Key: key,
+          UploadId: uploadId,
+        }),
+      );
+    } catch (err) {
+      if (statusOf(err) !== 404) throw s3Error(err, 'aborting an unfinished upload');
+    }
+  }
+
+  forget(name: string): void {
+    for (const id of [...this.windows.keys()]) if (id.endsWith(`:${name}`)) this.windows.delete(id);
+  }
+
+  async close(): Promise<void> {
+    this.windows.clear();
+    this.client.destroy();
+  }
+}
+
+class S3Writer implements ObjectWriter {
+  length = 0;
+  private part: Buffer;
+  private partUsed = 0;
+  private uploadId: string | undefined;
+  private readonly parts: CompletedPart[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private done = false;
+
+  constructor(
+    private readonly store: S3Store,
+    readonly name: string,
+    private readonly key: string,
+  ) {
+    this.part = Buffer.allocUnsafe(store.partSize);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < data.length) {
+      const n = Math.min(data.length - at, this.part.length - this.partUsed);
+      this.part.set(data.subarray(at, at + n), this.partUsed);
+      this.partUsed += n;
+      at += n;
+      if (this.partUsed === this.part.length) await this.sendPart();
+    }
+    this.length += data.length;
+  }
+
+  private async sendPart(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.uploadId) {
+      try {
+        const out = await this.store.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
+        );
+        this.uploadId = out.UploadId;
+      } catch (err) {
+        throw s3Error(err, `uploading ${this.name}`);
+      }
+    }
+    const body = this.part.subarray(0, this.partUsed);
+    const number = this.parts.length + 1;
+    const entry: CompletedPart = { PartNumber: number };
+    this.parts.push(entry);
+    // A fresh buffer for the next part: the one in flight belongs to its request until it ends.
+    this.part = Buffer.allocUnsafe(this.store.partSize);
+    this.partUsed = 0;
+    const task = (async () => {
+      await this.store.throttle(body.length);
+      const out = await this.store.client.send(
+        new UploadPartCommand({
+          Bucket: this.store.address.bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          PartNumber: number,
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: md5(body).toString('base64'),
+        }),
+      );
+      entry.ETag = out.ETag;
+    })().catch((err: unknown) => {
+      this.failure ??= s3Error(err, `uploading ${this.name}`);
+    });
+    const tracked = task.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+    while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  async commit(): Promise<void> {
+    try {
+      if (this.uploadId === undefined) {
+        const body = this.part.subarray(0, this.partUsed);
+        const digest = md5(body);
+        if (await this.store.exists(this.name)) throw alreadyThere(this.name);
+        await this.store.throttle(body.length);
+        let out;
+        try {
+          out = await this.store.client.send(
+            new PutObjectCommand({
+              Bucket: this.store.address.bucket,
+              Key: this.key,
+              Body: body,
+              ContentLength: body.length,
+              ContentMD5: digest.toString('base64'),
+              IfNoneMatch: '*',
+            }),
+          );
+        } catch (err) {
+          if (statusOf(err) === 412) throw alreadyThere(this.name);
+          throw err;
+        }
+        if (out.ETag && out.ETag.replace(/"/g, '') !== digest.toString('hex'))
+          throw new TidemarkError(
+            'archive.io',
+            `${this.name}: the server stored other bytes than were sent (ETag mismatch)`,
+          );
+      } else {
+        if (this.partUsed > 0) await this.sendPart();
+        await Promise.all(this.inFlight);
+        if (this.failure) throw this.failure;
+        if (await this.store.exists(this.name)) throw alreadyThere(this.name);
+        try {
+          await this.store.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: this.store.address.bucket,
+              Key: this.key,
+              UploadId: this.uploadId,
+              MultipartUpload: { Parts: this.parts },
+              IfNoneMatch: '*',
+            }),
+          );
+        } catch (err) {
+          if (statusOf(err) === 412) throw alreadyThere(this.name);
+          throw err;
+        }
+        this.uploadId = undefined;
+      }
+      this.done = true;
+      const stored = await this.store.size(this.name);
+      if (stored !== this.length)
+        throw new TidemarkError(
+          'archive.io',
+          `${this.name}: the server holds ${stored} bytes, ${this.length} were sent`,
+        );
+      this.store.forget(this.name);
+    } catch (err) {
+      await this.abort();
+      throw s3Error(err, `committing ${this.name}`);
+    } finally {
+      this.part = Buffer.alloc(0);
+    }
+  }
+
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+    const id = this.uploadId;
+    this.uploadId = undefined;
+    this.part = Buffer.alloc(0);
+    // A failed abort (server gone) leaves an unfinished upload, invisible as an object; the next
+    // writer's removeIncomplete aborts it.
+    if (id) await this.store.abortUpload(this.key, id).catch(() => undefined);
+    if (this.done) await this.store.delete(this.name).catch(() => undefined);
+  }
+}
+
+function md5(data: Uint8Array): Buffer {
+  return createHash('md5').update(data).digest();
+}
+
+function alreadyThere(name: string): TidemarkError {
+  return new TidemarkError('archive.corrupt', `${name} already exists in the archive`);
+}
+
+function truncated(name: string): TidemarkError {
+  return new TidemarkError('archive.corrupt', `${name} is shorter than expected (truncated)`);
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function nameOf(err: unknown): string {
+  return (err as { name?: string })?.name ?? '';
+}
+
+/** An S3 or network failure as a Tidemark error; messages name the object, never a secret. */
+export function s3Error(err: unknown, what: string): TidemarkError {
+  if (err instanceof TidemarkError) return err;
+  const status = statusOf(err);
+  const name = nameOf(err);
+  const code = (err as NodeJS.ErrnoException)?.code ?? '';
+  if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket'))
+    return new TidemarkError('archive.corrupt', `missing from the archive: ${what}`, {
+      cause: err,
+    });
+  if (name === 'NoSuchBucket')
+    return new TidemarkError('archive.not-found', `the bucket does not exist (${what})`, {
+      cause: err,
+    });
+  if (
+    status === 403 ||
+    ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name)
+  )
+    return new TidemarkError(
+      'archive.read-only',
+      `the S3 server refused access (${name || status}; check the credentials) (${what})`,
+      { cause: err },
+    );
+  if (['QuotaExceeded', 'EntityTooLarge'].includes(name) || status === 507)
+    return new TidemarkError('archive.full', `the bucket is full or over quota (${what})`, {
+      cause: err,
+    });
+  if (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code) ||
+    name === 'TimeoutError' ||
+    (status !== undefined && status >= 500)
+  )
+    return new TidemarkError(
+      'archive.io',
+      `the S3 server is unreachable or failing (${code || name || status}) (${what})`,
+      { cause: err, retryable: true },
+    );
+  return new TidemarkError(
+    'archive.io',
+    `${what}: ${(err as Error)?.message ?? String(err)}`.slice(0, 500),
+    { cause: err },
+  );
+}

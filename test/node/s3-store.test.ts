@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store, parseS3Name } from '../../src/main/engine/storage/s3-store.js';
+import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
+
+const skip = rgwSkipReason();
+if (skip) console.warn(`s3-store tests skipped: ${skip}`);
+
+describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
+  let rgw: Rgw;
+  let n = 0;
+  const store = (settings: object = {}) =>
+    new S3Store(parseS3Name(`s3://store-test/run${++n}`), {
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+      ...settings,
+    });
+
+  beforeAll(() => {
+    rgw = startRgw('store', 7491, 3391);
+  });
+  afterAll(() => rgw?.stop());
+
+  it('parses s3:// names and refuses bad ones', () => {
+    expect(parseS3Name('s3://bucket/a/b/')).toEqual({ bucket: 'bucket', prefix: 'a/b/' });
+    expect(parseS3Name('s3://bucket')).toEqual({ bucket: 'bucket', prefix: '' });
+    expect(() => parseS3Name('s3://B/x')).toThrow(/not a valid S3 archive name/);
+    expect(() => parseS3Name('s3://bucket/../x')).toThrow(/may not contain/);
+  });
+
+  it('stores small and multipart objects, reads ranges, refuses to overwrite', async () => {
+    const s = store({ partSize: 5 << 20, parallel: 3 });
+    await s.ensureBucket();
+    const small = randomBytes(1000);
+    const w1 = await s.create('a/small');
+    await w1.write(small);
+    await w1.commit();
+    const big = randomBytes((17 << 20) + 123);
+    const w2 = await s.create('a/big');
+    for (let at = 0; at < big.length; at += 3 << 20)
+      await w2.write(big.subarray(at, at + (3 << 20)));
+    await w2.commit();
+    expect(await s.list('a/')).toEqual(['a/big', 'a/small']);
+    expect(await s.size('a/big')).toBe(big.length);
+    expect((await s.read('a/small', 10, 20)).equals(small.subarray(10, 30))).toBe(true);
+    for (const [off, len] of [
+      [0, 100],
+      [(4 << 20) - 10, 50],
+      [5 << 20, 6 << 20],
+      [big.length - 7, 7],
+    ] as const)
+      expect((await s.read('a/big', off, len)).equals(big.subarray(off, off + len))).toBe(true);
+    await expect(s.read('a/small', 990, 20)).rejects.toThrow(/shorter than expected/);
+    await expect(s.read('a/none', 0, 1)).rejects.toThrow(/missing from the archive/);
+    const again = await s.create('a/small');
+    await again.write(Buffer.from('x'));
+    await expect(again.commit()).rejects.toThrow(/already exists/);
+    const againBig = await s.create('a/big');
+    await againBig.write(randomBytes(6 << 20));
+    await expect(againBig.commit()).rejects.toThrow(/already exists/);
+    expect((await s.read('a/small', 0, 1000)).equals(small)).toBe(true);
+    expect(await s.removeIncomplete()).toBe(0);
+    await s.delete('a/small');
+    expect(await s.exists('a/small')).toBe(false);
+    await s.close();
+  });
+
+  it('an abandoned multipart upload is invisible and removeIncomplete aborts it', async () => {
+    const s = store({ partSize: 5 << 20 });
+    await s.ensureBucket();
+    const w = await s.create('x');
+    await w.write(randomBytes(11 << 20));
+    // No commit, no abort: as if the process died.
+    expect(await s.list('')).toEqual([]);
+    expect(await s.removeIncomplete()).toBe(1);
+    expect(await s.removeIncomplete()).toBe(0);
+    await s.close();
+  });
+
+  it('honours the upload limit', async () => {
+    const s = store({ bwlimit: 4 << 20, partSize: 5 << 20 });
+    await s.ensureBucket();
+    const t0 = Date.now();
+    const w = await s.create('slow');
+    await w.write(randomBytes(15 << 20));
+    await w.commit();
+    // 15 MiB at 4 MiB/s with one second of burst: at least 2.75 s.
+    expect(Date.now() - t0).toBeGreaterThan(2500);
+    await s.close();
+  });
+});
