@@ -97,3 +97,35 @@ export interface RestoreReport {
   stateHash: string;
   verified: true;
 }
+
+/** One entry of a folder of a volume state, as the tree browser shows it. */
+export interface BrowseEntry {
+  name: string;
+  /** Relative to the protected folder, '/'-separated. */
+  path: string;
+  type: VolumeEntryType;
+  /** Bytes of a file; 0 for other types. */
+  size: number;
+  /** ISO 8601. */
+  mtime: string;
+}
+
+/** Children of one folder of a volume state, sorted folders first, then by name. */
+export interface BrowseReport {
+  state: number;
+  /** The folder listed ('' for the protected folder itself). */
+  path: string;
+  /** Entries the folder holds in all; `entries` is the page from `offset`. */
+  total: number;
+  offset: number;
+  entries: BrowseEntry[];
+}
+
+/** What restoring one path of a volume state would write. */
+export interface VolumeMeasure {
+  state: number;
+  path: string;
+  type: VolumeEntryType;
+  files: number;
+  bytes: number;
+}

@@ -13,6 +13,17 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
+import { browseVolume, measureVolume } from '../engine/volume-browse.js';
+import {
+  initVolumeArchive,
+  isVolumeArchive,
+  isVolumeManifest,
+  listVolumeStates,
+  restoreVolume,
+  snapshotVolume,
+  verifyVolume,
+  volumeDiff,
+} from '../engine/volume-engine.js';
 import type {
   EngineMethod,
   EngineMethods,
@@ -48,35 +59,65 @@ type Handlers = {
   ) => Promise<EngineMethods[M]['result']>;
 };
 
+// Every method but init dispatches on the archive's kind: the app and `tidemark serve` hold
+// device and volume jobs side by side.
 const handlers: Handlers = {
-  init: async (p, onProgress) =>
-    stateInfo(
+  init: async (p, onProgress) => {
+    if (p.mode === 'volume') {
+      // A volume's baseline reports no progress: its size is not known before the scan.
+      const r = await initVolumeArchive(p.primary, p.archive, {
+        ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+      });
+      return stateInfo(r.state);
+    }
+    return stateInfo(
       await initArchive(p.primary, p.archive, {
         onProgress,
         ...(p.blockSize ? { blockSize: p.blockSize } : {}),
       }),
-    ),
+    );
+  },
   snapshot: async (p, onProgress) => {
+    if (await isVolumeArchive(p.archive)) {
+      const r = await snapshotVolume(p.archive);
+      return r.changed ? { changed: true, state: stateInfo(r.state) } : { changed: false };
+    }
     const r = await snapshotArchive(p.archive, { onProgress });
     return r.changed ? { changed: true, state: stateInfo(r.state) } : { changed: false };
   },
-  states: (p) => listStates(p.archive),
-  restore: (p, onProgress) =>
-    restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
+  states: async (p) =>
+    (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive),
+  restore: async (p, onProgress) => {
+    if (await isVolumeArchive(p.archive)) {
+      return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
+        ...(p.path ? { path: p.path } : {}),
+        force: p.force,
+      });
+    }
+    if (p.path)
+      throw new TidemarkError('usage', 'a device is restored whole, not one file or folder');
+    return restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
       rollback: p.rollback,
       force: p.force,
       onProgress,
-    }),
-  verify: (p, onProgress) => verify(p.archive, { deep: p.deep, onProgress }),
+    });
+  },
+  verify: async (p, onProgress) =>
+    (await isVolumeArchive(p.archive))
+      ? verifyVolume(p.archive, { deep: p.deep, onProgress })
+      : verify(p.archive, { deep: p.deep, onProgress }),
   inspect: async (p) => {
     const m = await readManifest(p.archive);
     return {
-      mode: 'device',
+      mode: isVolumeManifest(m) ? 'volume' : 'device',
       primary: m.primary.path,
       primarySize: m.primary.size,
       blockSize: m.blockSize,
     };
   },
+  browse: (p) => browseVolume(p.archive, p.stateId, p.path, p.offset, p.limit),
+  diff: (p) => volumeDiff(p.archive, p.from, p.to),
+  measure: (p) => measureVolume(p.archive, p.stateId, p.path),
 };
 
 function errorInfo(err: unknown): ErrorInfo {

@@ -33,6 +33,8 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.states': (p) => jobs.states(p.id),
     'jobs.restore': (p) => jobs.restore(p),
     'jobs.planRestore': (p) => jobs.planRestore(p),
+    'jobs.browse': (p) => jobs.browse(p),
+    'jobs.diff': (p) => jobs.diff(p),
     'jobs.verify': (p) => jobs.verify(p.id, p.deep),
     'jobs.cancel': (p) => jobs.cancel(p.id),
     'drives.list': () => listDrives(),
