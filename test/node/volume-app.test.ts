@@ -256,6 +256,18 @@ describe('volume jobs in the app', () => {
       }),
     ).toMatch(/^restore\.target-is-primary: /);
     expect(fs.existsSync(target)).toBe(false);
+
+    // A device job has no files to browse.
+    const device = await call<JobView>(a, 'jobs.create', {
+      mode: 'device',
+      primary: image,
+      secondary: path.join(dir, 'device-backup'),
+      schedule: DEFAULT_SCHEDULE,
+    });
+    expect(await refused(a, 'jobs.browse', { id: device.config.id, stateId: 0 })).toBe(
+      'usage: disk.img protects a device: it has no files to browse',
+    );
+    await until(a, device.config.id, (j) => j.status === 'ok');
   });
 
   it('checks a folder pair: a file is no folder, and a small backup disk is a warning', async () => {

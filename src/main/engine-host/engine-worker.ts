@@ -92,6 +92,7 @@ const handlers: Handlers = {
       return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
         ...(p.path ? { path: p.path } : {}),
         force: p.force,
+        onProgress,
       });
     }
     if (p.path)
