@@ -7,6 +7,7 @@ import { jobModeSchema, scheduleSchema, type JobView } from './jobs.js';
 import type {
   BrowseReport,
   DiffReport,
+  FileVersion,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -122,6 +123,8 @@ export const requestSchemas = {
     offset: z.number().int().min(0).default(0),
     limit: z.number().int().min(1).max(5000).default(1000),
   }),
+  /** Volumes: every version of one file or folder, oldest first ("Versions of this file"). */
+  'jobs.history': z.object({ id, path }),
   /** Volumes: what changed from state `from` to state `to` (paths with sizes). */
   'jobs.diff': z.object({
     id,
@@ -153,6 +156,7 @@ export interface ResponseTypes {
   'jobs.planRestore': RestorePlan;
   'jobs.browse': BrowseReport;
   'jobs.diff': DiffReport;
+  'jobs.history': FileVersion[];
   'jobs.verify': VerifyReport;
   'jobs.cancel': boolean;
   'drives.list': DriveInfo[];

@@ -260,6 +260,20 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await browser.getByRole('button', { name: 'thesis.txt' }).click();
     expect(await browser.getByRole('button', { name: 'chapter-two.txt' }).count()).toBe(0);
     await page.getByText('Selected: docs/thesis.txt').waitFor();
+    // Versions of this file: one per state that changed it; a click moves the slider there.
+    const versions = page.getByRole('region', { name: 'Versions of this file' });
+    await versions.getByRole('button', { name: /^State 1 · / }).click();
+    expect(await ui.sliderValue()).toBe(1);
+    expect(await versions.getByRole('button').count()).toBe(2);
+    // Open folders stay open from state to state.
+    await browser.getByRole('button', { name: 'chapter-two.txt' }).waitFor();
+    await ui.screenshot('volume-browse-state-1');
+    await versions.getByRole('button', { name: /^State 0 · / }).click();
+    expect(await ui.sliderValue()).toBe(0);
+    await browser.getByRole('button', { name: 'notes.txt' }).waitFor();
+    expect(
+      await browser.getByRole('button', { name: 'thesis.txt' }).getAttribute('aria-pressed'),
+    ).toBe('true');
     await ui.screenshot('volume-browse-state-0');
 
     await ui.button('Restore').click();

@@ -104,6 +104,18 @@ describe('volume jobs in the app', () => {
       ['removed', 'notes.txt'],
     ]);
 
+    const versions = await call<Array<{ state: number; size: number }>>(a, 'jobs.history', {
+      id,
+      path: 'docs/thesis.txt',
+    });
+    expect(versions.map((v) => [v.state, v.size])).toEqual([
+      [0, 12],
+      [1, 23],
+    ]);
+    expect(await refused(a, 'jobs.history', { id, path: 'nope.txt' })).toBe(
+      'state.not-found: nope.txt is in no state of this archive',
+    );
+
     const target = path.join(dir, 'restores');
     const what = { kind: 'file', path: 'docs/thesis.txt' };
     const plan = await call<RestorePlan>(a, 'jobs.planRestore', {

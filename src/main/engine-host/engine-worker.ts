@@ -23,6 +23,7 @@ import {
   snapshotVolume,
   verifyVolume,
   volumeDiff,
+  volumeHistory,
 } from '../engine/volume-engine.js';
 import type {
   EngineMethod,
@@ -118,6 +119,7 @@ const handlers: Handlers = {
   },
   browse: (p) => browseVolume(p.archive, p.stateId, p.path, p.offset, p.limit),
   diff: (p) => volumeDiff(p.archive, p.from, p.to),
+  history: (p) => volumeHistory(p.archive, p.path),
   measure: (p) => measureVolume(p.archive, p.stateId, p.path),
 };
 

@@ -6,6 +6,7 @@ import type { JobMode } from '../../shared/jobs.js';
 import type {
   BrowseReport,
   DiffReport,
+  FileVersion,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -51,6 +52,8 @@ export interface EngineMethods {
   };
   /** Volumes: what changed from state `from` to state `to`. */
   diff: { params: { archive: string; from: number; to: number }; result: DiffReport };
+  /** Volumes: the versions of one path across the states, oldest first. */
+  history: { params: { archive: string; path: string }; result: FileVersion[] };
   /** Volumes: what a restore of one path of a state would write. */
   measure: { params: { archive: string; stateId: number; path: string }; result: VolumeMeasure };
 }

@@ -17,6 +17,7 @@ import {
 import type {
   BrowseReport,
   DiffReport,
+  FileVersion,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -302,6 +303,12 @@ export class JobService {
   diff(p: ParsedParams<'jobs.diff'>): Promise<DiffReport> {
     const job = this.volumeJob(p.id);
     return this.engine.call('diff', { archive: job.config.secondary, from: p.from, to: p.to });
+  }
+
+  /** The versions of one path of a volume, oldest first. */
+  history(id: string, file: string): Promise<FileVersion[]> {
+    const job = this.volumeJob(id);
+    return this.engine.call('history', { archive: job.config.secondary, path: file });
   }
 
   private volumeJob(id: string): JobRuntime {

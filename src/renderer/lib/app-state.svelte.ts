@@ -13,6 +13,7 @@ import type { JobMode, JobView, Schedule } from '../../shared/jobs';
 import type {
   BrowseReport,
   DiffReport,
+  FileVersion,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -107,6 +108,11 @@ export class AppState {
   /** One folder of a volume state ('' for the protected folder); throws a BackendError. */
   browse(id: string, stateId: number, path: string, offset = 0): Promise<BrowseReport> {
     return this.backend.call('jobs.browse', { id, stateId, path, offset, limit: 500 });
+  }
+
+  /** Every version of one path of a volume, oldest first; throws a BackendError. */
+  history(id: string, path: string): Promise<FileVersion[]> {
+    return this.backend.call('jobs.history', { id, path });
   }
 
   /** What changed in a volume from state `from` to state `to`; throws a BackendError. */
