@@ -8,6 +8,7 @@ import type {
   BrowseReport,
   DiffReport,
   FileVersion,
+  SearchReport,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -123,6 +124,13 @@ export const requestSchemas = {
     offset: z.number().int().min(0).default(0),
     limit: z.number().int().min(1).max(5000).default(1000),
   }),
+  /** Volumes: entries of a state whose name holds `query` ("where is my thesis.docx?"). */
+  'jobs.search': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    query: z.string().trim().min(1, { message: 'type part of a name to search for' }).max(255),
+    limit: z.number().int().min(1).max(5000).default(200),
+  }),
   /** Volumes: every version of one file or folder, oldest first ("Versions of this file"). */
   'jobs.history': z.object({ id, path }),
   /** Volumes: what changed from state `from` to state `to` (paths with sizes). */
@@ -157,6 +165,7 @@ export interface ResponseTypes {
   'jobs.browse': BrowseReport;
   'jobs.diff': DiffReport;
   'jobs.history': FileVersion[];
+  'jobs.search': SearchReport;
   'jobs.verify': VerifyReport;
   'jobs.cancel': boolean;
   'drives.list': DriveInfo[];

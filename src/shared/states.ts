@@ -121,6 +121,15 @@ export interface BrowseReport {
   entries: BrowseEntry[];
 }
 
+/** Entries of a volume state whose name holds a search text. */
+export interface SearchReport {
+  state: number;
+  query: string;
+  /** Found in all; `entries` holds at most the asked limit, in path order. */
+  total: number;
+  entries: BrowseEntry[];
+}
+
 /** What restoring one path of a volume state would write. */
 export interface VolumeMeasure {
   state: number;

@@ -311,7 +311,19 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await wizard.getByRole('button', { name: 'Done' }).click();
     await ui.button('Verify archive').click();
     await page.getByText(/Verified: 2 updates, .* all checksums match/).waitFor();
+
+    // "Where is my chapter two?": not in state 0, found in state 1, and shown in the tree.
+    await browser.getByLabel('Search this state').fill('CHAPTER');
+    await browser.getByText('Nothing named like “CHAPTER” in state 0.').waitFor();
+    await ui.slider.focus();
+    await page.keyboard.press('End');
+    await browser.getByRole('button', { name: 'docs/chapter-two.txt' }).click();
+    await page.getByText('Selected: docs/chapter-two.txt').waitFor();
+    expect(
+      await browser.getByRole('button', { name: 'chapter-two.txt' }).getAttribute('aria-pressed'),
+    ).toBe('true');
     await ui.expectNoErrors();
+    await ui.screenshot('volume-search-found');
     await page.emulateMedia({ colorScheme: 'dark' });
     await ui.screenshot('volume-job-dark');
     await page.emulateMedia({ colorScheme: 'light' });

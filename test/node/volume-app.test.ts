@@ -116,6 +116,17 @@ describe('volume jobs in the app', () => {
       'state.not-found: nope.txt is in no state of this archive',
     );
 
+    const found = await call<{ total: number; entries: Array<{ path: string }> }>(
+      a,
+      'jobs.search',
+      { id, stateId: 0, query: 'TXT' },
+    );
+    expect(found.total).toBe(2);
+    expect(found.entries.map((e) => e.path)).toEqual(['docs/thesis.txt', 'notes.txt']);
+    expect(await refused(a, 'jobs.search', { id, stateId: 0, query: '  ' })).toBe(
+      'usage: type part of a name to search for (jobs.search query)',
+    );
+
     const target = path.join(dir, 'restores');
     const what = { kind: 'file', path: 'docs/thesis.txt' };
     const plan = await call<RestorePlan>(a, 'jobs.planRestore', {

@@ -13,7 +13,7 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
-import { browseVolume, measureVolume } from '../engine/volume-browse.js';
+import { browseVolume, measureVolume, searchVolume } from '../engine/volume-browse.js';
 import {
   initVolumeArchive,
   isVolumeArchive,
@@ -120,6 +120,7 @@ const handlers: Handlers = {
   browse: (p) => browseVolume(p.archive, p.stateId, p.path, p.offset, p.limit),
   diff: (p) => volumeDiff(p.archive, p.from, p.to),
   history: (p) => volumeHistory(p.archive, p.path),
+  search: (p) => searchVolume(p.archive, p.stateId, p.query, p.limit),
   measure: (p) => measureVolume(p.archive, p.stateId, p.path),
 };
 

@@ -7,6 +7,7 @@ import type {
   BrowseReport,
   DiffReport,
   FileVersion,
+  SearchReport,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -52,6 +53,11 @@ export interface EngineMethods {
   };
   /** Volumes: what changed from state `from` to state `to`. */
   diff: { params: { archive: string; from: number; to: number }; result: DiffReport };
+  /** Volumes: entries of a state whose name holds `query`. */
+  search: {
+    params: { archive: string; stateId: number; query: string; limit: number };
+    result: SearchReport;
+  };
   /** Volumes: the versions of one path across the states, oldest first. */
   history: { params: { archive: string; path: string }; result: FileVersion[] };
   /** Volumes: what a restore of one path of a state would write. */

@@ -5,7 +5,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
-import type { BrowseEntry, BrowseReport, VolumeMeasure } from '../../shared/states.js';
+import type {
+  BrowseEntry,
+  BrowseReport,
+  SearchReport,
+  VolumeMeasure,
+} from '../../shared/states.js';
 import { Archive } from './archive.js';
 import { resolveState } from './restore.js';
 import { loadVolumeTree } from './volume/tree-loader.js';
@@ -108,6 +113,33 @@ export async function browseVolume(
     total: all.length,
     offset,
     entries: all.slice(offset, offset + take).map(entryOf),
+  };
+}
+
+/**
+ * Entries of state `stateId` whose name (not the folders above it) holds `query`, ignoring case:
+ * "where is my thesis.docx?".
+ */
+export async function searchVolume(
+  archiveDir: string,
+  stateId: number,
+  query: string,
+  limit = 200,
+): Promise<SearchReport> {
+  const q = query.trim().toLowerCase();
+  if (q === '') throw new TidemarkError('usage', 'type part of a name to search for');
+  const { tree } = await stateTree(archiveDir, stateId);
+  const found: VolumeEntry[] = [];
+  for (const e of tree.values()) {
+    const name = displayPath(e.path.slice(e.path.lastIndexOf('/') + 1));
+    if (name.toLowerCase().includes(q)) found.push(e);
+  }
+  found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return {
+    state: stateId,
+    query,
+    total: found.length,
+    entries: found.slice(0, Math.max(1, Math.min(limit, BROWSE_MAX_LIMIT))).map(entryOf),
   };
 }
 

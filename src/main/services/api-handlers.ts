@@ -36,6 +36,7 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.browse': (p) => jobs.browse(p),
     'jobs.diff': (p) => jobs.diff(p),
     'jobs.history': (p) => jobs.history(p.id, p.path),
+    'jobs.search': (p) => jobs.search(p),
     'jobs.verify': (p) => jobs.verify(p.id, p.deep),
     'jobs.cancel': (p) => jobs.cancel(p.id),
     'drives.list': () => listDrives(),

@@ -18,6 +18,7 @@ import type {
   BrowseReport,
   DiffReport,
   FileVersion,
+  SearchReport,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -303,6 +304,17 @@ export class JobService {
   diff(p: ParsedParams<'jobs.diff'>): Promise<DiffReport> {
     const job = this.volumeJob(p.id);
     return this.engine.call('diff', { archive: job.config.secondary, from: p.from, to: p.to });
+  }
+
+  /** Entries of a volume state whose name holds the query. */
+  search(p: ParsedParams<'jobs.search'>): Promise<SearchReport> {
+    const job = this.volumeJob(p.id);
+    return this.engine.call('search', {
+      archive: job.config.secondary,
+      stateId: p.stateId,
+      query: p.query,
+      limit: p.limit,
+    });
   }
 
   /** The versions of one path of a volume, oldest first. */

@@ -14,6 +14,7 @@ import type {
   BrowseReport,
   DiffReport,
   FileVersion,
+  SearchReport,
   RestoreReport,
   StateInfo,
   VerifyReport,
@@ -108,6 +109,11 @@ export class AppState {
   /** One folder of a volume state ('' for the protected folder); throws a BackendError. */
   browse(id: string, stateId: number, path: string, offset = 0): Promise<BrowseReport> {
     return this.backend.call('jobs.browse', { id, stateId, path, offset, limit: 500 });
+  }
+
+  /** Entries of a volume state whose name holds `query`; throws a BackendError. */
+  search(id: string, stateId: number, query: string): Promise<SearchReport> {
+    return this.backend.call('jobs.search', { id, stateId, query, limit: 200 });
   }
 
   /** Every version of one path of a volume, oldest first; throws a BackendError. */
