@@ -25,7 +25,20 @@ export const BROWSE_MAX_LIMIT = 5000;
  * The last tree loaded, per archive: the browser asks for one folder after another of the same
  * state, and replaying the updates up to a state costs far more than a lookup.
  */
-const cache = new Map<string, { stateId: number; stateHash: string; tree: VolumeTree }>();
+const cache = new Map<
+  string,
+  { stateId: number; stateHash: string; tree: VolumeTree; timer: NodeJS.Timeout }
+>();
+/** A tree of a big folder holds every block hash: dropped when nobody browsed for a while. */
+const CACHE_IDLE_MS = 5 * 60_000;
+
+function keep(dir: string, stateId: number, stateHash: string, tree: VolumeTree): void {
+  const old = cache.get(dir);
+  if (old) clearTimeout(old.timer);
+  const timer = setTimeout(() => cache.delete(dir), CACHE_IDLE_MS);
+  timer.unref();
+  cache.set(dir, { stateId, stateHash, tree, timer });
+}
 
 async function stateTree(
   archiveDir: string,
@@ -40,10 +53,11 @@ async function stateTree(
     const state = resolveState(archive, { stateId });
     const root = archive.manifest.primary.path;
     const hit = cache.get(dir);
-    if (hit && hit.stateId === state.id && hit.stateHash === state.stateHash)
-      return { tree: hit.tree, root };
-    const tree = await loadVolumeTree(archive, state.id);
-    cache.set(dir, { stateId: state.id, stateHash: state.stateHash, tree });
+    const tree =
+      hit && hit.stateId === state.id && hit.stateHash === state.stateHash
+        ? hit.tree
+        : await loadVolumeTree(archive, state.id);
+    keep(dir, state.id, state.stateHash, tree);
     return { tree, root };
   } finally {
     await archive.close();
