@@ -5,7 +5,16 @@ import { z } from 'zod';
 import type { ErrorInfo, Result } from './errors.js';
 import { jobModeSchema, retentionSchema, scheduleSchema, type JobView } from './jobs.js';
 import type { SpaceGuardReport } from './retention.js';
-import type { RestoreReport, StateInfo, VerifyReport } from './states.js';
+import type {
+  BrowseReport,
+  DiffReport,
+  FileVersion,
+  SearchReport,
+  RestoreReport,
+  StateInfo,
+  VerifyReport,
+  VolumeRestoreReport,
+} from './states.js';
 
 const id = z.string().min(1).max(64);
 const path = z.string().trim().min(1, { message: 'choose a path' }).max(4096);
@@ -43,8 +52,10 @@ export interface ChoiceCheck {
 export interface RestorePlan {
   /** The file that would be written (a folder as the target names a new file in it). */
   target: string;
-  /** Bytes the restored state holds. */
+  /** Bytes the restored state (or the chosen part of a volume state) holds. */
   bytes: number;
+  /** Volumes: files that would be written. */
+  files?: number;
   /** Free bytes where the target would be written, or null when unknown. */
   freeBytes: number | null;
   targetExists: boolean;
@@ -106,8 +117,32 @@ export const requestSchemas = {
   'jobs.planRestore': z.object({
     id,
     stateId: z.number().int().min(0),
+    what: restoreWhatSchema.default({ kind: 'everything' }),
     target: path,
     overwrite: z.enum(['none', 'rollback', 'force']),
+  }),
+  /** Volumes: one folder of a state ('' for the protected folder), a page at a time. */
+  'jobs.browse': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    path: z.string().max(4096).default(''),
+    offset: z.number().int().min(0).default(0),
+    limit: z.number().int().min(1).max(5000).default(1000),
+  }),
+  /** Volumes: entries of a state whose name holds `query` ("where is my thesis.docx?"). */
+  'jobs.search': z.object({
+    id,
+    stateId: z.number().int().min(0),
+    query: z.string().trim().min(1, { message: 'type part of a name to search for' }).max(255),
+    limit: z.number().int().min(1).max(5000).default(200),
+  }),
+  /** Volumes: every version of one file or folder, oldest first ("Versions of this file"). */
+  'jobs.history': z.object({ id, path }),
+  /** Volumes: what changed from state `from` to state `to` (paths with sizes). */
+  'jobs.diff': z.object({
+    id,
+    from: z.number().int().min(0),
+    to: z.number().int().min(0),
   }),
   'jobs.verify': z.object({ id, deep: z.boolean() }),
   'jobs.cancel': z.object({ id }),
@@ -129,8 +164,13 @@ export interface ResponseTypes {
   'jobs.remove': null;
   'jobs.snapshot': SnapshotOutcome;
   'jobs.states': StateInfo[];
-  'jobs.restore': RestoreReport;
+  /** A device's report, or a volume's (it has `files`). */
+  'jobs.restore': RestoreReport | VolumeRestoreReport;
   'jobs.planRestore': RestorePlan;
+  'jobs.browse': BrowseReport;
+  'jobs.diff': DiffReport;
+  'jobs.history': FileVersion[];
+  'jobs.search': SearchReport;
   'jobs.verify': VerifyReport;
   'jobs.cancel': boolean;
   'drives.list': DriveInfo[];

@@ -103,3 +103,44 @@ export interface RestoreReport {
   stateHash: string;
   verified: true;
 }
+
+/** One entry of a folder of a volume state, as the tree browser shows it. */
+export interface BrowseEntry {
+  name: string;
+  /** Relative to the protected folder, '/'-separated. */
+  path: string;
+  type: VolumeEntryType;
+  /** Bytes of a file; 0 for other types. */
+  size: number;
+  /** ISO 8601. */
+  mtime: string;
+}
+
+/** Children of one folder of a volume state, sorted folders first, then by name. */
+export interface BrowseReport {
+  state: number;
+  /** The folder listed ('' for the protected folder itself). */
+  path: string;
+  /** Entries the folder holds in all; `entries` is the page from `offset`. */
+  total: number;
+  offset: number;
+  entries: BrowseEntry[];
+}
+
+/** Entries of a volume state whose name holds a search text. */
+export interface SearchReport {
+  state: number;
+  query: string;
+  /** Found in all; `entries` holds at most the asked limit, in path order. */
+  total: number;
+  entries: BrowseEntry[];
+}
+
+/** What restoring one path of a volume state would write. */
+export interface VolumeMeasure {
+  state: number;
+  path: string;
+  type: VolumeEntryType;
+  files: number;
+  bytes: number;
+}

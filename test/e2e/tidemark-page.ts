@@ -58,6 +58,14 @@ export class TidemarkPage {
     await this.page.getByText('Looks good').waitFor();
   }
 
+  async createFolderJob(folder: string, secondary: string): Promise<void> {
+    await this.button('New job').click();
+    await this.page.getByRole('radio', { name: /^Folder/ }).check();
+    await this.page.getByLabel('Folder to protect').fill(folder);
+    await this.page.getByLabel('Archive folder on the backup disk').fill(secondary);
+    await this.page.getByText('Looks good').waitFor();
+  }
+
   async expectNoErrors(): Promise<void> {
     expect(await this.page.getByRole('alert').allTextContents()).toEqual([]);
   }

@@ -15,6 +15,18 @@ import {
 } from '../engine/device-engine.js';
 import { pruneArchiveAt } from '../engine/retention/retention-engine.js';
 import { DEFAULT_RETENTION } from '../engine/retention/retention-policy.js';
+import { browseVolume, measureVolume, searchVolume } from '../engine/volume-browse.js';
+import {
+  initVolumeArchive,
+  isVolumeArchive,
+  isVolumeManifest,
+  listVolumeStates,
+  restoreVolume,
+  snapshotVolume,
+  verifyVolume,
+  volumeDiff,
+  volumeHistory,
+} from '../engine/volume-engine.js';
 import type {
   EngineMethod,
   EngineMethods,
@@ -50,29 +62,60 @@ type Handlers = {
   ) => Promise<EngineMethods[M]['result']>;
 };
 
+// Every method but init dispatches on the archive's kind: the app and `tidemark serve` hold
+// device and volume jobs side by side.
 const handlers: Handlers = {
-  init: async (p, onProgress) =>
-    stateInfo(
+  init: async (p, onProgress) => {
+    if (p.mode === 'volume') {
+      // A volume's baseline reports no progress: its size is not known before the scan.
+      const r = await initVolumeArchive(p.primary, p.archive, {
+        ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+      });
+      return stateInfo(r.state);
+    }
+    return stateInfo(
       await initArchive(p.primary, p.archive, {
         onProgress,
         ...(p.blockSize ? { blockSize: p.blockSize } : {}),
       }),
-    ),
+    );
+  },
   snapshot: async (p, onProgress) => {
+    if (await isVolumeArchive(p.archive)) {
+      const r = await snapshotVolume(p.archive);
+      const guard = 'spaceGuard' in r && r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
+      return r.changed
+        ? { changed: true, state: stateInfo(r.state), ...guard }
+        : { changed: false, ...guard };
+    }
     const r = await snapshotArchive(p.archive, { onProgress });
     const guard = r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
     return r.changed
       ? { changed: true, state: stateInfo(r.state), ...guard }
       : { changed: false, ...guard };
   },
-  states: (p) => listStates(p.archive),
-  restore: (p, onProgress) =>
-    restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
+  states: async (p) =>
+    (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive),
+  restore: async (p, onProgress) => {
+    if (await isVolumeArchive(p.archive)) {
+      return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
+        ...(p.path ? { path: p.path } : {}),
+        force: p.force,
+        onProgress,
+      });
+    }
+    if (p.path)
+      throw new TidemarkError('usage', 'a device is restored whole, not one file or folder');
+    return restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
       rollback: p.rollback,
       force: p.force,
       onProgress,
-    }),
-  verify: (p, onProgress) => verify(p.archive, { deep: p.deep, onProgress }),
+    });
+  },
+  verify: async (p, onProgress) =>
+    (await isVolumeArchive(p.archive))
+      ? verifyVolume(p.archive, { deep: p.deep, onProgress })
+      : verify(p.archive, { deep: p.deep, onProgress }),
   prune: (p) =>
     pruneArchiveAt(p.archive, {
       now: new Date(p.now),
@@ -82,12 +125,17 @@ const handlers: Handlers = {
   inspect: async (p) => {
     const m = await readManifest(p.archive);
     return {
-      mode: 'device',
+      mode: isVolumeManifest(m) ? 'volume' : 'device',
       primary: m.primary.path,
       primarySize: m.primary.size,
       blockSize: m.blockSize,
     };
   },
+  browse: (p) => browseVolume(p.archive, p.stateId, p.path, p.offset, p.limit),
+  diff: (p) => volumeDiff(p.archive, p.from, p.to),
+  history: (p) => volumeHistory(p.archive, p.path),
+  search: (p) => searchVolume(p.archive, p.stateId, p.query, p.limit),
+  measure: (p) => measureVolume(p.archive, p.stateId, p.path),
 };
 
 function errorInfo(err: unknown): ErrorInfo {

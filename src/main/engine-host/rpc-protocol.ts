@@ -3,7 +3,17 @@
 // worker is a typed RPC").
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { JobMode } from '../../shared/jobs.js';
-import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
+import type {
+  BrowseReport,
+  DiffReport,
+  FileVersion,
+  SearchReport,
+  RestoreReport,
+  StateInfo,
+  VerifyReport,
+  VolumeMeasure,
+  VolumeRestoreReport,
+} from '../../shared/states.js';
 import type { SnapshotOutcome } from '../../shared/api.js';
 import type { PruneReport } from '../../shared/retention.js';
 
@@ -16,12 +26,24 @@ export interface ArchiveSummary {
 
 /** Method name → parameters and result, typed from the engine's facade. */
 export interface EngineMethods {
-  init: { params: { primary: string; archive: string; blockSize?: number }; result: StateInfo };
+  /** `mode` 'volume' makes the archive of a folder tree; a device by default. */
+  init: {
+    params: { primary: string; archive: string; blockSize?: number; mode?: JobMode };
+    result: StateInfo;
+  };
   snapshot: { params: { archive: string }; result: SnapshotOutcome };
   states: { params: { archive: string }; result: StateInfo[] };
   restore: {
-    params: { archive: string; stateId: number; target: string; rollback: boolean; force: boolean };
-    result: RestoreReport;
+    params: {
+      archive: string;
+      stateId: number;
+      target: string;
+      rollback: boolean;
+      force: boolean;
+      /** Volumes: the file or folder of the state to restore (all of it when absent). */
+      path?: string;
+    };
+    result: RestoreReport | VolumeRestoreReport;
   };
   verify: { params: { archive: string; deep: boolean }; result: VerifyReport };
   inspect: { params: { archive: string }; result: ArchiveSummary };
@@ -30,6 +52,22 @@ export interface EngineMethods {
     params: { archive: string; now: string; dryRun: boolean; settings?: PruneReport['settings'] };
     result: PruneReport;
   };
+  /** Volumes: the children of one folder of a state. */
+  browse: {
+    params: { archive: string; stateId: number; path: string; offset: number; limit: number };
+    result: BrowseReport;
+  };
+  /** Volumes: what changed from state `from` to state `to`. */
+  diff: { params: { archive: string; from: number; to: number }; result: DiffReport };
+  /** Volumes: entries of a state whose name holds `query`. */
+  search: {
+    params: { archive: string; stateId: number; query: string; limit: number };
+    result: SearchReport;
+  };
+  /** Volumes: the versions of one path across the states, oldest first. */
+  history: { params: { archive: string; path: string }; result: FileVersion[] };
+  /** Volumes: what a restore of one path of a state would write. */
+  measure: { params: { archive: string; stateId: number; path: string }; result: VolumeMeasure };
 }
 
 export type EngineMethod = keyof EngineMethods;

@@ -48,7 +48,7 @@ import { PathJournal } from './volume/path-journal.js';
 import { restoreVolumeState, type VolumeRestoreOptions } from './volume/restore-volume.js';
 import { loadVolumeTree } from './volume/tree-loader.js';
 import { emptySuspects } from './volume/tree-scanner.js';
-import { TreeWatcher } from './volume/tree-watcher.js';
+import type { TreeWatcher } from './volume/tree-watcher.js';
 import { verifyVolumeArchive } from './volume/verify-volume.js';
 import { VolumeTree } from './volume/volume-tree.js';
 
@@ -240,6 +240,10 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
     const root = archive.manifest.primary.path;
     const excludes = new Excludes(archive.manifest.volume?.excludes ?? []);
     try {
+      // Loaded only here: @parcel/watcher's native module cannot be loaded again by a second
+      // worker thread of one process, and the app's engine worker (restarted after a crash)
+      // never watches.
+      const { TreeWatcher } = await import('./volume/tree-watcher.js');
       watcher = await TreeWatcher.start(root, excludes, journal, [archive.dir]);
     } catch (err) {
       // No watcher (the tree is gone for now, or the system's watch limit is reached): every point

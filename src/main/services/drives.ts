@@ -8,6 +8,7 @@ import type { ChoiceCheck, DriveInfo } from '../../shared/api.js';
 import type { JobMode } from '../../shared/jobs.js';
 import { formatBytes } from '../cli/format-human.js';
 import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
+import { folderSize } from './folder-size.js';
 
 export async function listDrives(): Promise<DriveInfo[]> {
   const drives = await drivelist.list();
@@ -72,7 +73,11 @@ export async function checkChoice(
     check.errors.push(`${primary} does not exist`);
   }
   if (stat) {
-    if (mode === 'device' && stat.isDirectory()) {
+    if (mode === 'volume' && !stat.isDirectory()) {
+      check.errors.push(
+        `${primary} is not a folder: choose a folder, or protect it as a disk or image`,
+      );
+    } else if (mode === 'device' && stat.isDirectory()) {
       check.errors.push(`${primary} is a folder: choose an image file or a disk`);
     } else if (mode === 'device' && !stat.isFile() && !stat.isBlockDevice()) {
       check.errors.push(`${primary} is neither an image file nor a disk`);
@@ -85,6 +90,7 @@ export async function checkChoice(
       );
     }
     if (stat.isFile()) check.primarySize = stat.size;
+    if (mode === 'volume' && stat.isDirectory()) check.primarySize = await folderSize(primary);
     const drive = drives.find((d) => d.device === primary);
     if (stat.isBlockDevice()) check.primarySize = drive?.size ?? null;
     for (const mount of drive?.mountpoints ?? []) {

@@ -14,7 +14,16 @@ import {
   type JobStatus,
   type JobView,
 } from '../../shared/jobs.js';
-import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
+import type {
+  BrowseReport,
+  DiffReport,
+  FileVersion,
+  SearchReport,
+  RestoreReport,
+  StateInfo,
+  VerifyReport,
+  VolumeRestoreReport,
+} from '../../shared/states.js';
 import type { EngineHost } from '../engine-host/engine-host.js';
 import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
 import type { ConfigStore } from './config-store.js';
@@ -109,9 +118,11 @@ export class JobService {
   }
 
   async create(p: ParsedParams<'jobs.create'>): Promise<JobView> {
-    if (p.mode !== 'device')
-      throw new TidemarkError('job.bad-choice', 'folders (volume mode) are not supported yet');
-    const primary = path.resolve(p.primary);
+    // A folder is recorded by its real path, as the archive's manifest records it.
+    const primary =
+      p.mode === 'volume'
+        ? await fsp.realpath(path.resolve(p.primary)).catch(() => path.resolve(p.primary))
+        : path.resolve(p.primary);
     const secondary = path.resolve(p.secondary);
     const check = await checkChoice(p.mode, primary, secondary, await listDrives().catch(() => []));
     if (check.errors.length > 0) throw new TidemarkError('job.bad-choice', check.errors[0] ?? '');
@@ -201,7 +212,7 @@ export class JobService {
     return this.run(job, 'baseline', async (onProgress, signal) => {
       const state = await this.engine.call(
         'init',
-        { primary, archive: secondary },
+        { primary, archive: secondary, mode: job.config.mode },
         { onProgress, signal, onLog: this.log(job) },
       );
       await this.refresh(job);
@@ -248,8 +259,9 @@ export class JobService {
     });
   }
 
-  async restore(p: ParsedParams<'jobs.restore'>): Promise<RestoreReport> {
+  async restore(p: ParsedParams<'jobs.restore'>): Promise<RestoreReport | VolumeRestoreReport> {
     const job = this.job(p.id);
+    if (job.config.mode === 'volume') return this.restoreVolume(job, p);
     if (!RESTORE_WHAT[job.config.mode].includes(p.what.kind))
       throw new TidemarkError(
         'usage',
@@ -271,8 +283,124 @@ export class JobService {
     );
   }
 
+  private async restoreVolume(
+    job: JobRuntime,
+    p: ParsedParams<'jobs.restore'>,
+  ): Promise<VolumeRestoreReport> {
+    if (p.overwrite === 'rollback')
+      throw new TidemarkError(
+        'usage',
+        'rollback is for devices: a folder is restored file by file',
+      );
+    const where = volumeRestoreTarget(job.config.primary, p.what, p.target);
+    return this.run(job, 'restore', async (onProgress, signal) => {
+      const report = await this.engine.call(
+        'restore',
+        {
+          archive: job.config.secondary,
+          stateId: p.stateId,
+          target: where.target,
+          rollback: false,
+          force: p.overwrite === 'force',
+          ...(where.path ? { path: where.path } : {}),
+        },
+        { onProgress, signal, onLog: this.log(job) },
+      );
+      return report as VolumeRestoreReport;
+    });
+  }
+
+  /** The children of one folder of a volume state, for the tree browser. */
+  browse(p: ParsedParams<'jobs.browse'>): Promise<BrowseReport> {
+    const job = this.volumeJob(p.id);
+    return this.engine.call('browse', {
+      archive: job.config.secondary,
+      stateId: p.stateId,
+      path: p.path,
+      offset: p.offset,
+      limit: p.limit,
+    });
+  }
+
+  /** What changed between two states of a volume. */
+  diff(p: ParsedParams<'jobs.diff'>): Promise<DiffReport> {
+    const job = this.volumeJob(p.id);
+    return this.engine.call('diff', { archive: job.config.secondary, from: p.from, to: p.to });
+  }
+
+  /** Entries of a volume state whose name holds the query. */
+  search(p: ParsedParams<'jobs.search'>): Promise<SearchReport> {
+    const job = this.volumeJob(p.id);
+    return this.engine.call('search', {
+      archive: job.config.secondary,
+      stateId: p.stateId,
+      query: p.query,
+      limit: p.limit,
+    });
+  }
+
+  /** The versions of one path of a volume, oldest first. */
+  history(id: string, file: string): Promise<FileVersion[]> {
+    const job = this.volumeJob(id);
+    return this.engine.call('history', { archive: job.config.secondary, path: file });
+  }
+
+  private volumeJob(id: string): JobRuntime {
+    const job = this.job(id);
+    if (job.config.mode !== 'volume')
+      throw new TidemarkError(
+        'usage',
+        `${job.config.name} protects a device: it has no files to browse`,
+      );
+    return job;
+  }
+
+  private async planVolumeRestore(
+    job: JobRuntime,
+    p: ParsedParams<'jobs.planRestore'>,
+  ): Promise<RestorePlan> {
+    const where = volumeRestoreTarget(job.config.primary, p.what, p.target);
+    const existing = await fsp.stat(where.target).catch(() => null);
+    const plan: RestorePlan = {
+      target: where.target,
+      bytes: 0,
+      files: 0,
+      freeBytes: await freeBytes(where.target),
+      targetExists: existing !== null,
+      problems: [],
+    };
+    try {
+      const m = await this.engine.call('measure', {
+        archive: job.config.secondary,
+        stateId: p.stateId,
+        path: where.path,
+      });
+      plan.bytes = m.bytes;
+      plan.files = m.files;
+    } catch (err) {
+      if (!isTidemarkError(err)) throw err;
+      plan.problems.push(err.message);
+    }
+    const original = within(job.config.primary, where.target);
+    if (original && p.overwrite !== 'force')
+      plan.problems.push(
+        `${where.target} is the protected folder's live data: choose the original location explicitly, or another folder`,
+      );
+    else if (!original && existing && p.overwrite === 'none') {
+      const empty = existing.isDirectory() && (await fsp.readdir(where.target)).length === 0;
+      if (!empty || where.path !== '')
+        plan.problems.push(`${where.target} exists: choose a new folder (nothing is overwritten)`);
+    }
+    if (!existing && plan.freeBytes !== null && plan.freeBytes < plan.bytes)
+      plan.problems.push(
+        `not enough space: the restore needs ${formatBytes(plan.bytes)}, ${formatBytes(plan.freeBytes)} are free`,
+      );
+    return plan;
+  }
+
   async planRestore(p: ParsedParams<'jobs.planRestore'>): Promise<RestorePlan> {
     const job = this.job(p.id);
+    if (job.config.mode === 'volume') return this.planVolumeRestore(job, p);
     const target = await restoreTarget(p.target, job.config.primary, p.stateId);
     const summary = await this.engine.call('inspect', { archive: job.config.secondary });
     const existing = await fsp.stat(target).catch(() => null);
@@ -445,6 +573,35 @@ async function restoreTarget(target: string, primary: string, stateId: number): 
   if (!stat?.isDirectory()) return abs;
   const base = path.basename(primary).replace(/\.img$/, '') || 'disk';
   return path.join(abs, `${base}-state-${stateId}.img`);
+}
+
+/** `inner` is `outer` or lies inside it (both absolute). */
+function within(outer: string, inner: string): boolean {
+  const rel = path.relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * Where a volume restore writes. The target is a folder: everything becomes its content; a file
+ * or a folder of the state goes into it under its own name. The protected folder itself as the
+ * target means the original location: the chosen path goes back where it was.
+ */
+export function volumeRestoreTarget(
+  primary: string,
+  what: RestoreWhat,
+  targetIn: string,
+): { target: string; path: string } {
+  const given = what.kind === 'everything' ? '' : what.path;
+  const rel = path.isAbsolute(given) ? path.relative(primary, given) : path.normalize(given);
+  if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
+    throw new TidemarkError(
+      'usage',
+      `${given} is not a path inside the protected folder ${primary}`,
+    );
+  const sub = rel === '.' ? '' : rel.replace(/\/+$/, '');
+  const target = path.resolve(targetIn);
+  if (target === primary) return { target: sub ? path.join(primary, sub) : primary, path: sub };
+  return { target: sub ? path.join(target, path.basename(sub)) : target, path: sub };
 }
 
 function describe(what: RestoreWhat): string {

@@ -9,8 +9,17 @@ import type {
   RestorePlan,
   RestoreWhat,
 } from '../../shared/api';
-import type { JobView, Schedule } from '../../shared/jobs';
-import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states';
+import type { JobMode, JobView, Schedule } from '../../shared/jobs';
+import type {
+  BrowseReport,
+  DiffReport,
+  FileVersion,
+  SearchReport,
+  RestoreReport,
+  StateInfo,
+  VerifyReport,
+  VolumeRestoreReport,
+} from '../../shared/states';
 import { BackendError, type Backend } from './backend';
 
 export type Screen = { name: 'status' } | { name: 'new-job' } | { name: 'job'; id: string };
@@ -90,10 +99,31 @@ export class AppState {
   planRestore(
     id: string,
     stateId: number,
+    what: RestoreWhat,
     target: string,
     overwrite: 'none' | 'rollback' | 'force',
   ): Promise<RestorePlan> {
-    return this.backend.call('jobs.planRestore', { id, stateId, target, overwrite });
+    return this.backend.call('jobs.planRestore', { id, stateId, what, target, overwrite });
+  }
+
+  /** One folder of a volume state ('' for the protected folder); throws a BackendError. */
+  browse(id: string, stateId: number, path: string, offset = 0): Promise<BrowseReport> {
+    return this.backend.call('jobs.browse', { id, stateId, path, offset, limit: 500 });
+  }
+
+  /** Entries of a volume state whose name holds `query`; throws a BackendError. */
+  search(id: string, stateId: number, query: string): Promise<SearchReport> {
+    return this.backend.call('jobs.search', { id, stateId, query, limit: 200 });
+  }
+
+  /** Every version of one path of a volume, oldest first; throws a BackendError. */
+  history(id: string, path: string): Promise<FileVersion[]> {
+    return this.backend.call('jobs.history', { id, path });
+  }
+
+  /** What changed in a volume from state `from` to state `to`; throws a BackendError. */
+  diff(id: string, from: number, to: number): Promise<DiffReport> {
+    return this.backend.call('jobs.diff', { id, from, to });
   }
 
   /** Checks every checksum of the job's archive; throws a BackendError when it cannot. */
@@ -113,8 +143,8 @@ export class AppState {
     return this.backend.call('drives.list', {});
   }
 
-  checkChoice(primary: string, secondary: string): Promise<ChoiceCheck> {
-    return this.backend.call('drives.check', { primary, secondary });
+  checkChoice(mode: JobMode, primary: string, secondary: string): Promise<ChoiceCheck> {
+    return this.backend.call('drives.check', { mode, primary, secondary });
   }
 
   /** Throws a BackendError with a message for people when the services refuse. */
@@ -130,7 +160,7 @@ export class AppState {
     what: RestoreWhat,
     target: string,
     overwrite: 'none' | 'rollback' | 'force',
-  ): Promise<RestoreReport> {
+  ): Promise<RestoreReport | VolumeRestoreReport> {
     return this.backend.call('jobs.restore', { id, stateId, what, target, overwrite });
   }
 

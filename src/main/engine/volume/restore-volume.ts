@@ -20,6 +20,8 @@ export interface VolumeRestoreOptions {
   path?: string;
   /** Allow writing into an existing folder or over the protected tree itself. */
   force?: boolean;
+  /** Bytes of files written so far, of all; throwing from it cancels the restore. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Restored and recorded mtimes may differ by this much: utimes takes seconds as a double. */
@@ -73,7 +75,7 @@ export async function restoreVolumeState(
   try {
     fs.mkdirSync(path.dirname(target), { recursive: true });
     if (!chosen || chosen.type === 'dir') fs.mkdirSync(build, { recursive: true });
-    const written = await writeEntries(archive, entries, outOf, report);
+    const written = await writeEntries(archive, entries, outOf, report, options.onProgress);
     setMetadata(entries, outOf, written);
     // One syncfs for the whole tree instead of an fsync per file (thousands of small files).
     spawnSync('sync', ['-f', build]);
@@ -131,8 +133,11 @@ async function writeEntries(
   entries: VolumeEntry[],
   outOf: (e: VolumeEntry) => Buffer,
   report: VolumeRestoreReport,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<Written> {
   const written: Written = new Map();
+  let total = 0;
+  for (const e of entries) if (e.type === 'file') total += e.size;
   const blobs = locateBlocks(archive, entries);
   const fetcher = new BlockFetcher(archive, blobs);
   const links = new Map<string, Buffer>();
@@ -154,6 +159,7 @@ async function writeEntries(
           if (linkKey) links.set(linkKey, out);
         }
         report.files++;
+        onProgress?.(report.bytesWritten, total);
         break;
       }
       case 'symlink':
