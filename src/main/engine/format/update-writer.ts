@@ -63,6 +63,18 @@ export class UpdateWriter {
     return { offset, storedLength: bytes.length, rawLength: data.length, codec };
   }
 
+  /** Stores one block already in its stored form (compressed elsewhere, e.g. on a worker). */
+  async addStoredBlock(
+    hash: Buffer,
+    rawLength: number,
+    codec: number,
+    bytes: Buffer,
+  ): Promise<StoredBlock> {
+    const offset = await this.addRecord(hash, rawLength, codec, RECORD_BLOCK, bytes);
+    this.storedBlocks++;
+    return { offset, storedLength: bytes.length, rawLength, codec };
+  }
+
   /** Records that block `blockIndex` of the new state has content `hash`. */
   async addMapEntry(blockIndex: number, hash: Uint8Array): Promise<void> {
     writeMapEntry(this.frame, this.frameEntries * MAP_ENTRY_BYTES, blockIndex, hash);
