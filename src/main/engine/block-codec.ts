@@ -50,6 +50,21 @@ export class BlockCodec {
     return { codec: CODEC_ZSTD, length };
   }
 
+  /** Decodes `stored` into exactly `into.length` bytes; false when the block is damaged. */
+  decodeInto(codec: number, stored: Buffer, into: Buffer): boolean {
+    if (codec === CODEC_RAW) {
+      if (stored.length !== into.length) return false;
+      stored.copy(into);
+      return true;
+    }
+    if (codec !== CODEC_ZSTD) return false;
+    try {
+      return this.dctx.decompress(into, stored) === into.length;
+    } catch {
+      return false;
+    }
+  }
+
   /** Decodes `stored` into `into` (exactly `rawLength` bytes) or throws `archive.corrupt`. */
   decompress(
     codec: number,

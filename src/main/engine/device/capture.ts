@@ -234,7 +234,7 @@ async function scanInto(
       entries.push({ index, hash });
     }
     pending.length = 0;
-    compressor ??= BlockCompressor.create(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
+    compressor ??= new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
     // The batch is copied at once: the read buffer it came from may be refilled.
     const compressed = toStore.length > 0 ? compressor.submit(toStore) : null;
     const previous = writing;
@@ -254,7 +254,8 @@ async function scanInto(
       }
       for (const { index, hash } of entries) await writer.addMapEntry(index, hash);
     })();
-    // Surfaces a failure of the write two chunks back without waiting for the last one.
+    // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
+    writing.catch(() => undefined);
     await previous;
   };
 
