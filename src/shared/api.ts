@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { ErrorInfo, Result } from './errors.js';
 import { jobModeSchema, scheduleSchema, type JobView } from './jobs.js';
+import type { SpaceGuardReport } from './retention.js';
 import type { RestoreReport, StateInfo, VerifyReport } from './states.js';
 
 const id = z.string().min(1).max(64);
@@ -51,7 +52,10 @@ export interface RestorePlan {
   problems: string[];
 }
 
-export type SnapshotOutcome = { changed: true; state: StateInfo } | { changed: false };
+export type SnapshotOutcome = ({ changed: true; state: StateInfo } | { changed: false }) & {
+  /** What the archive's space guard removed around this point (never silent). */
+  spaceGuard?: SpaceGuardReport;
+};
 
 export interface Settings {
   /** Pause every job until this ISO time (the tray's "Pause for 1 hour"), or null. */

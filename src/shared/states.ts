@@ -15,9 +15,15 @@ export interface StateInfo {
   consistencyReason?: string;
   /** Volume archives: files, folders and links added, changed or removed in the interval. */
   changedFiles?: number;
+  /** Retention never removes a pinned state (`tidemark pin`). */
+  pinned?: boolean;
   /** Volume archives: files that could not be read at this point, and why (they keep their previous version). */
   unreadable?: Array<{ path: string; reason: string }>;
+  /** Where the state's update lives: on the secondary, in the local cache, or both (`states --json`). */
+  location?: StateLocation;
 }
+
+export type StateLocation = 'secondary' | 'cache' | 'both';
 
 export type VolumeEntryType =
   'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char-device' | 'block-device';

@@ -59,6 +59,32 @@ describe('engine host', () => {
     expect(sha256(target)).toBe(sha256(image));
   });
 
+  it('prunes in the worker: the policy as of a given time, the newest state kept', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    const archive = path.join(dir, 'archive');
+    randomImage(image, 4);
+    const engine = host();
+    await engine.call('init', { primary: image, archive });
+    scribble(image, 1 << 20, 5000);
+    await engine.call('snapshot', { archive });
+    const settings = { keepWithinMs: 1000, hourly: 0, daily: 0, weekly: 0 };
+    const now = '2035-01-01T00:00:00Z';
+    const dry = await engine.call('prune', { archive, now, dryRun: true, settings });
+    expect(dry.states.map((s) => [s.id, s.keep, s.reason])).toEqual([
+      [0, false, 'beyond weekly'],
+      [1, true, 'newest'],
+    ]);
+    const done = await engine.call('prune', { archive, now, dryRun: false, settings });
+    expect(done.runs).toEqual([
+      { states: [0, 1], into: 1, parent: null, update: 'updates/0000000001-0000000000.tmu' },
+    ]);
+    expect((await engine.call('states', { archive })).map((s) => s.id)).toEqual([1]);
+    const target = path.join(dir, 'restored.img');
+    await engine.call('restore', { archive, stateId: 1, target, rollback: false, force: false });
+    expect(sha256(target)).toBe(sha256(image));
+  });
+
   it('carries engine errors as data with their code', async () => {
     const dir = tempDir();
     const err = await rejection(host().call('states', { archive: path.join(dir, 'none') }));

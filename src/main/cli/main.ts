@@ -11,19 +11,26 @@ import {
 } from '../engine/device-engine.js';
 import type { StateSelector } from '../engine/restore.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { minFreeOption, runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
+import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { CACHE_USAGE, runCacheCommand } from './cache-commands.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 
 const USAGE = `usage: tidemark <command> [options]
 
   init <primary> <archive-dir> [--block-size BYTES]   baseline: record state 0
-  snapshot <archive-dir>                             end the interval now
+  snapshot <archive-dir> [--min-free SIZE|PCT]       end the interval now
   states <archive-dir> [--json]                      list the states
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--rollback] [--force] [--json]
   verify <archive-dir> [--deep] [--json]             check every checksum
   catalog rebuild <archive-dir>                      rebuild the catalog from the updates
   serve [--host H] [--port N] [--token T] [--archive DIR]... [--allow-remote] [--data-dir DIR]
 
-folders (volume mode):${VOLUME_USAGE}`;
+folders (volume mode):${VOLUME_USAGE}
+
+retention (device and folder archives):${RETENTION_USAGE}
+
+local cache (while the secondary is away):${CACHE_USAGE}`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -62,7 +69,7 @@ function describeState(s: StateInfo): string {
     s.consistency === 'none'
       ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
       : ` ${s.consistency}`;
-  return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
+  return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}${s.pinned ? '  pinned' : ''}`;
 }
 
 function integer(value: string | boolean | undefined, flag: string): number {
@@ -74,8 +81,12 @@ function integer(value: string | boolean | undefined, flag: string): number {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const out = (line: string): boolean => process.stdout.write(line + '\n');
+  const cached = await runCacheCommand(command, rest, out);
+  if (cached !== undefined) return cached;
   const volume = await runVolumeCommand(command, rest, out);
   if (volume !== undefined) return volume;
+  const retention = await runRetentionCommand(command, rest, out);
+  if (retention !== undefined) return retention;
   switch (command) {
     case 'init': {
       const { values, args } = parse(
@@ -97,17 +108,30 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'snapshot': {
-      const { values, args } = parse(rest, { json: { type: 'boolean' } }, 1);
+      const { values, args } = parse(
+        rest,
+        { json: { type: 'boolean' }, 'min-free': { type: 'string' } },
+        1,
+      );
       const onProgress = progress('scanning');
-      const result = await snapshotArchive(args[0] as string, onProgress ? { onProgress } : {});
+      const minFree = minFreeOption(values['min-free']);
+      const result = await snapshotArchive(args[0] as string, {
+        ...(onProgress ? { onProgress } : {}),
+        ...(minFree ? { minFree } : {}),
+      });
+      const guard = result.spaceGuard ? { spaceGuard: result.spaceGuard } : {};
       if (values.json)
         out(
           JSON.stringify(
-            result.changed ? { changed: true, state: result.state } : { changed: false },
+            result.changed
+              ? { changed: true, state: result.state, ...guard }
+              : { changed: false, ...guard },
           ),
         );
       else if (result.changed) out(describeState(result.state));
       else out(`nothing changed since state ${result.latest.id}: no state recorded`);
+      if (result.spaceGuard)
+        process.stderr.write(`tidemark: ${describeSpaceGuard(result.spaceGuard)}\n`);
       return 0;
     }
     case 'states': {

@@ -22,11 +22,14 @@ import {
   type VolumeCaptureResult,
 } from '../engine/volume-engine.js';
 import { formatBytes, shortHash } from './format-human.js';
+import { minFreeOption } from './retention-commands.js';
+import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 
 export const VOLUME_USAGE = `
   init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
        [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
-  watch <archive-dir> --every DURATION [--json]      track a folder, a point every DURATION (30s, 5m)
+  watch <archive-dir> --every DURATION [--json] [--min-free SIZE|PCT]
+                                                     track a folder, a point every DURATION (30s, 5m)
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P] [--force]
                                                      a folder's state, or one file or folder of it
   history <archive-dir> <path> [--json]              the versions of one file
@@ -46,6 +49,7 @@ const INIT_OPTIONS: Options = {
 };
 const SNAPSHOT_OPTIONS: Options = {
   json: { type: 'boolean' },
+  'min-free': { type: 'string' },
   'no-btrfs-snapshot': { type: 'boolean' },
 };
 
@@ -141,18 +145,19 @@ function describeVolumeState(s: StateInfo): string {
     s.consistency === 'none'
       ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
       : ` ${s.consistency}`;
-  return `state ${s.id}  ${s.time}  ${s.changedFiles ?? 0} files changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}`;
+  return `state ${s.id}  ${s.time}  ${s.changedFiles ?? 0} files changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}${s.pinned ? '  pinned' : ''}`;
 }
 
 /** Prints a point's outcome; the warnings (unreadable files, notes) go to stderr. */
 function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out, pointMs?: number): void {
+  const guard = result.spaceGuard ? { spaceGuard: result.spaceGuard } : {};
   if (json) {
     const took = pointMs === undefined ? {} : { pointMs: Math.round(pointMs) };
     out(
       JSON.stringify(
         result.changed
-          ? { changed: true, state: result.state, notes: result.notes, ...took }
-          : { changed: false, notes: result.notes, ...took },
+          ? { changed: true, state: result.state, notes: result.notes, ...took, ...guard }
+          : { changed: false, notes: result.notes, ...took, ...guard },
       ),
     );
   } else if (result.changed) out(describeVolumeState(result.state));
@@ -162,6 +167,7 @@ function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out, point
       warn(`could not read ${u.path}: ${u.reason} (its last version, if any, is kept)`);
   for (const n of result.notes) warn(`note: ${n}`);
   if (result.postHookError) warn(result.postHookError);
+  if (result.spaceGuard) warn(describeSpaceGuard(result.spaceGuard));
 }
 
 function integer(value: unknown, flag: string): number {
@@ -189,8 +195,10 @@ async function init(rest: string[], out: Out): Promise<number> {
 
 async function snapshot(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse(rest, SNAPSHOT_OPTIONS, 1);
+  const minFree = minFreeOption(values['min-free']);
   const result = await snapshotVolume(args[0] as string, {
     ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+    ...(minFree ? { minFree } : {}),
   });
   reportPoint(result, values.json === true, out);
   return 0;
@@ -285,9 +293,11 @@ async function watch(rest: string[], out: Out): Promise<number> {
       every: { type: 'string' },
       json: { type: 'boolean' },
       'no-btrfs-snapshot': { type: 'boolean' },
+      'min-free': { type: 'string' },
     },
     1,
   );
+  const minFree = minFreeOption(values['min-free']);
   if (typeof values.every !== 'string')
     throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
   const everyMs = parseDuration(values.every);
@@ -306,6 +316,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
       everyMs,
       signal: stop.signal,
       ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+      ...(minFree ? { minFree } : {}),
       onPointStart: () => (startedAt = performance.now()),
       onNote: (line) => warn(`note: ${line}`),
       onPoint: ({ result, error }) => {

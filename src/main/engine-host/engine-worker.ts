@@ -13,6 +13,8 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
+import { pruneArchiveAt } from '../engine/retention/retention-engine.js';
+import { DEFAULT_RETENTION } from '../engine/retention/retention-policy.js';
 import type {
   EngineMethod,
   EngineMethods,
@@ -58,7 +60,10 @@ const handlers: Handlers = {
     ),
   snapshot: async (p, onProgress) => {
     const r = await snapshotArchive(p.archive, { onProgress });
-    return r.changed ? { changed: true, state: stateInfo(r.state) } : { changed: false };
+    const guard = r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
+    return r.changed
+      ? { changed: true, state: stateInfo(r.state), ...guard }
+      : { changed: false, ...guard };
   },
   states: (p) => listStates(p.archive),
   restore: (p, onProgress) =>
@@ -68,6 +73,12 @@ const handlers: Handlers = {
       onProgress,
     }),
   verify: (p, onProgress) => verify(p.archive, { deep: p.deep, onProgress }),
+  prune: (p) =>
+    pruneArchiveAt(p.archive, {
+      now: new Date(p.now),
+      settings: p.settings ?? DEFAULT_RETENTION,
+      dryRun: p.dryRun,
+    }),
   inspect: async (p) => {
     const m = await readManifest(p.archive);
     return {

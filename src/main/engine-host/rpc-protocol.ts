@@ -5,6 +5,7 @@ import type { ErrorInfo } from '../../shared/errors.js';
 import type { JobMode } from '../../shared/jobs.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
 import type { SnapshotOutcome } from '../../shared/api.js';
+import type { PruneReport } from '../../shared/retention.js';
 
 export interface ArchiveSummary {
   mode: JobMode;
@@ -24,6 +25,11 @@ export interface EngineMethods {
   };
   verify: { params: { archive: string; deep: boolean }; result: VerifyReport };
   inspect: { params: { archive: string }; result: ArchiveSummary };
+  /** Retention as of `now` (ISO); default policy when `settings` is absent. */
+  prune: {
+    params: { archive: string; now: string; dryRun: boolean; settings?: PruneReport['settings'] };
+    result: PruneReport;
+  };
 }
 
 export type EngineMethod = keyof EngineMethods;

@@ -9,7 +9,8 @@ import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/arc
 import { UpdateReader } from './format/update-reader.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
-import { stateIdOf, UPDATE_PREFIX } from './update-names.js';
+import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from './update-names.js';
+import { finishInterruptedCollapses } from './collapse-recovery.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { FolderStore, TEMP_MARK } from './storage/folder-store.js';
 
@@ -58,7 +59,10 @@ export class Archive {
         catalog = memoryCatalog(manifest);
       }
       const archive = new Archive(abs, manifest, store, catalog, lock);
-      if (options.write) await archive.store.removeIncomplete();
+      if (options.write) {
+        await archive.store.removeIncomplete();
+        await finishInterruptedCollapses(archive);
+      }
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
@@ -74,8 +78,9 @@ export class Archive {
     return new Archive(dir, manifest, new FolderStore(dir), catalog, lock);
   }
 
+  /** The live update objects, oldest state first (not those a committed collapse replaced). */
   async updateNames(): Promise<string[]> {
-    return (await this.store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+    return partitionUpdates(await this.store.list(UPDATE_PREFIX)).live;
   }
 
   /** Indexes committed updates that the catalog does not know yet, oldest first. */
@@ -98,7 +103,7 @@ export class Archive {
 }
 
 async function unrecordedUpdates(store: FolderStore, catalog: Catalog): Promise<string[]> {
-  const names = (await store.list(UPDATE_PREFIX)).filter((n) => stateIdOf(n) !== undefined);
+  const names = partitionUpdates(await store.list(UPDATE_PREFIX)).live;
   return names.filter((n) => !catalog.state(stateIdOf(n) as number));
 }
 
@@ -161,6 +166,9 @@ async function openCatalog(
   return catalog;
 }
 
+/** Lock files this process holds now. */
+const heldHere = new Set<string>();
+
 /**
  * One writer at a time. The lock file names its holder; a lock left by a process that no longer
  * runs on this host (kill -9, power loss) is taken over, so a crash never blocks the next backup.
@@ -174,13 +182,17 @@ export class ArchiveLock {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await createLockFile(file, me);
+        heldHere.add(file);
         return new ArchiveLock(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
           throw archiveIoError(err, 'taking the archive lock');
       }
       const holder = await readHolder(file);
-      if (holder && holder.host === os.hostname() && !isProcessAlive(holder.pid)) {
+      // Our own pid on a lock we do not hold: left behind when the folder moved away under us
+      // and came back (its release removed nothing); a long-running watch must not block on it.
+      const ownStale = holder?.pid === process.pid && !heldHere.has(file);
+      if (holder && holder.host === os.hostname() && (ownStale || !isProcessAlive(holder.pid))) {
         await fsp.rm(file, { force: true });
         continue;
       }
@@ -209,6 +221,7 @@ export class ArchiveLock {
   }
 
   async release(): Promise<void> {
+    heldHere.delete(this.file);
     await fsp.rm(this.file, { force: true }).catch(() => undefined);
   }
 }

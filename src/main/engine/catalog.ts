@@ -222,6 +222,21 @@ export class Catalog {
     }
   }
 
+  /**
+   * Forgets the states `stateIds` and every block stored in `updates` (a collapse replaced them;
+   * call inside `atomically`, then `recordState` the update that replaces them).
+   */
+  forgetUpdates(stateIds: number[], updates: string[]): void {
+    const dropState = this.db.prepare('DELETE FROM states WHERE id = ?');
+    const dropBlobs = this.db.prepare('DELETE FROM blobs WHERE update_name = ?');
+    try {
+      for (const id of stateIds) dropState.run(id);
+      for (const name of updates) dropBlobs.run(name);
+    } catch (err) {
+      throw catalogError(err, 'the catalog');
+    }
+  }
+
   blobHashesOf(update: string): Buffer[] {
     return (
       this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{

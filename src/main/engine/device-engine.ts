@@ -16,6 +16,9 @@ import type { Journal } from './journal.js';
 import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
 import { FolderStore } from './storage/folder-store.js';
 import { indexUpdate } from './update-index.js';
+import { pinnedStates } from './retention/pins.js';
+import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
+import type { SpaceGuardReport } from '../../shared/retention.js';
 import { verifyArchive, type VerifyOptions } from './verify.js';
 
 /**
@@ -108,27 +111,35 @@ function archiveLiesOn(dir: string, rdev: number): boolean {
 
 export interface SnapshotOptions {
   clock?: Clock;
+  /** Space guard threshold; stored in the archive, which uses the stored one when not given. */
+  minFree?: MinFree;
   journal?: Journal;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Ends the current interval now (see captureInterval). */
+export type SnapshotResult = CaptureResult & { spaceGuard?: SpaceGuardReport };
+
+/** Ends the current interval now (see captureInterval), between two space guards. */
 export async function snapshotArchive(
   archiveDir: string,
   options: SnapshotOptions = {},
-): Promise<CaptureResult> {
-  return withArchive(archiveDir, true, (archive) =>
-    captureInterval(archive, {
-      clock: options.clock ?? systemClock,
-      ...(options.journal ? { journal: options.journal } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    }),
-  );
+): Promise<SnapshotResult> {
+  return withArchive(archiveDir, true, async (archive) => {
+    const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
+      captureInterval(archive, {
+        clock: options.clock ?? systemClock,
+        ...(options.journal ? { journal: options.journal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      }),
+    );
+    return spaceGuard ? { ...result, spaceGuard } : result;
+  });
 }
 
 export async function listStates(archiveDir: string): Promise<StateInfo[]> {
-  return withArchive(archiveDir, false, (archive) =>
-    archive.catalog.states().map((s) => {
+  return withArchive(archiveDir, false, async (archive) => {
+    const pins = await pinnedStates(archive.store);
+    return archive.catalog.states().map((s) => {
       const info: StateInfo = {
         id: s.id,
         time: s.time,
@@ -136,11 +147,12 @@ export async function listStates(archiveDir: string): Promise<StateInfo[]> {
         storedBytes: s.storedBytes,
         stateHash: s.stateHash,
         consistency: s.consistency,
+        pinned: pins.has(s.id),
       };
       if (s.consistencyReason) info.consistencyReason = s.consistencyReason;
       return info;
-    }),
-  );
+    });
+  });
 }
 
 export async function restoreArchive(

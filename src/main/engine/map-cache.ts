@@ -75,12 +75,21 @@ export class MapCache {
    * file. Failures are swallowed: a cache that cannot be written is rebuilt next time.
    */
   save(map: StateMap, stateId: number, touched?: { fromStateId: number; blocks: number[] }): void {
+    this.mirror?.save(map, stateId, touched);
     try {
       if (touched && this.holds(touched.fromStateId, map)) this.patch(map, stateId, touched.blocks);
       else this.rewrite(map, stateId);
     } catch {
       fs.rmSync(this.file, { force: true });
     }
+  }
+
+  /** A second copy every save keeps up to date (the local cache's copy of the latest map). */
+  mirror: MapCache | null = null;
+
+  /** Whether the file names `stateId` of this geometry (its content is checked by `load`). */
+  names(stateId: number, primarySize: number, blockSize: number): boolean {
+    return this.holds(stateId, { primarySize, blockSize } as StateMap);
   }
 
   remove(): void {

@@ -10,7 +10,7 @@ import { isProcessAlive, type Archive } from './archive.js';
 import { BlockHasher } from './block-hasher.js';
 import { BlockInflater } from './block-inflater.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
-import type { StateRow } from './catalog.js';
+import type { BlobLocation, StateRow } from './catalog.js';
 import { blockDeviceBytes, describeDevice, deviceNumbers } from './device/primary-device.js';
 import { mountPointOf } from './device/quiescence.js';
 import { checkFileHeader, HEADER_BYTES, RECORD_HEADER_BYTES } from './format/update-format.js';
@@ -32,6 +32,12 @@ export interface RestoreOptions {
   /** Overwrite an existing target completely. */
   force?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Where a block the archive does not hold may come from (the local cache restores from the
+   * primary itself, block by block): reads block `index` into `into` and says whether its
+   * content has the wanted hash. Used only for blocks the archive lacks.
+   */
+  blockFallback?: (index: number, hash: Buffer, into: Buffer) => Promise<boolean>;
 }
 
 export function resolveState(archive: Archive, selector: StateSelector): StateRow {
@@ -266,7 +272,15 @@ async function writeBlocks(
         }
         wanted.push(i);
       }
-      await fetchBlocks(archive, map, wanted, inflater, emit, checkedUpdates);
+      await fetchBlocks(
+        archive,
+        map,
+        wanted,
+        inflater,
+        emit,
+        checkedUpdates,
+        options.blockFallback,
+      );
       await flush();
       options.onProgress?.(last, map.blockCount);
     }
@@ -332,20 +346,27 @@ async function fetchBlocks(
   inflater: BlockInflater,
   emit: (offset: number, data: Buffer) => Promise<void>,
   checkedUpdates: Set<string>,
+  fallback?: RestoreOptions['blockFallback'],
 ): Promise<void> {
   const { blockSize } = map;
   const block = Buffer.allocUnsafe(blockSize);
   const nonZero = blocks.filter((i) => !map.isZeroAt(i));
   const locations = archive.catalog.findBlobs(nonZero.map((i) => Buffer.from(map.hashAt(i))));
-  const jobs = nonZero.map((index) => {
+  const jobs: Array<{ index: number; where: BlobLocation }> = [];
+  for (const index of nonZero) {
     const where = locations.get(map.hashAt(index).toString('hex'));
-    if (!where)
+    if (where) {
+      jobs.push({ index, where });
+      continue;
+    }
+    const into = block.subarray(0, map.blockLength(index));
+    if (!fallback || !(await fallback(index, map.hashAt(index), into)))
       throw new TidemarkError(
         'archive.corrupt',
-        `a block of the state is missing from the archive (block ${index})`,
+        `a block of the state is missing from the archive (block ${index}, content ${map.hashAt(index).toString('hex')})`,
       );
-    return { index, where };
-  });
+    await emit(index * blockSize, into);
+  }
   jobs.sort((a, b) =>
     a.where.update === b.where.update
       ? a.where.offset - b.where.offset

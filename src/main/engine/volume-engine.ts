@@ -19,6 +19,8 @@ import { prepareEmptyDir, removeArchiveFiles } from './archive-dir.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
+import { pinnedStates } from './retention/pins.js';
+import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { StateSelector } from './restore.js';
 import { FolderStore } from './storage/folder-store.js';
@@ -137,6 +139,8 @@ export async function initVolumeArchive(
 export interface VolumeSnapshotOptions {
   clock?: Clock;
   useSnapshots?: boolean;
+  /** Space guard threshold; stored in the archive, which uses the stored one when not given. */
+  minFree?: MinFree;
 }
 
 /**
@@ -149,26 +153,36 @@ export async function snapshotVolume(
 ): Promise<VolumeCaptureResult> {
   const archive = await openVolumeWriter(archiveDir);
   try {
-    const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
-    const rotation = journal.rotate();
-    try {
-      const latest = archive.catalog.latestState();
-      const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
-      const result = await captureVolumePoint(archive, latest ?? null, {
+    return (await snapshotOpenVolume(archive, options)).result;
+  } finally {
+    await archive.close();
+  }
+}
+
+/** `snapshotVolume` on an archive the caller opened for writing; also gives the new state's tree. */
+export async function snapshotOpenVolume(
+  archive: Archive,
+  options: VolumeSnapshotOptions = {},
+): Promise<{ result: VolumeCaptureResult; tree: VolumeTree }> {
+  const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
+  const rotation = journal.rotate();
+  try {
+    const latest = archive.catalog.latestState();
+    const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
+    const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
+      captureVolumePoint(archive, latest ?? null, {
         clock: options.clock ?? systemClock,
         tree,
         ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
-      });
-      rotation.settle(true);
-      return result;
-    } catch (err) {
-      rotation.settle(false);
-      throw err;
-    } finally {
-      journal.close();
-    }
+      }),
+    );
+    rotation.settle(true);
+    return { result: spaceGuard ? { ...result, spaceGuard } : result, tree };
+  } catch (err) {
+    rotation.settle(false);
+    throw err;
   } finally {
-    await archive.close();
+    journal.close();
   }
 }
 
@@ -181,6 +195,8 @@ export interface WatchOptions {
   signal: AbortSignal;
   clock?: Clock;
   useSnapshots?: boolean;
+  /** Space guard threshold; stored in the archive, which uses the stored one when not given. */
+  minFree?: MinFree;
   /** A point begins (its pre-hook, then the capture). */
   onPointStart?: () => void;
   /** Something the user should know that is not a point's outcome. */
@@ -227,13 +243,18 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
               ? await loadVolumeTree(archive, latest.id)
               : await emptyTree();
         cached = null;
-        const result = await captureVolumePoint(archive, latest, {
-          clock: options.clock ?? systemClock,
-          tree,
-          suspects: rescan ? { ...emptySuspects(), all: true } : rotation.suspects,
-          ...(watcher ? { live: watcher } : {}),
-          ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
-        });
+        const guarded = await withSpaceGuard(archive, options.minFree, () =>
+          captureVolumePoint(archive, latest, {
+            clock: options.clock ?? systemClock,
+            tree,
+            suspects: rescan ? { ...emptySuspects(), all: true } : rotation.suspects,
+            ...(watcher ? { live: watcher } : {}),
+            ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+          }),
+        );
+        const result: VolumeCaptureResult = guarded.spaceGuard
+          ? { ...guarded.result, spaceGuard: guarded.spaceGuard }
+          : guarded.result;
         rotation.settle(true);
         rescan = false;
         const now = result.changed ? result.state : result.latest;
@@ -268,7 +289,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export async function listVolumeStates(archiveDir: string): Promise<StateInfo[]> {
   return withReader(archiveDir, async (archive) => {
     const out: StateInfo[] = [];
-    for (const s of archive.catalog.states()) out.push(await volumeStateInfo(archive, s));
+    const pins = await pinnedStates(archive.store);
+    for (const s of archive.catalog.states())
+      out.push({ ...(await volumeStateInfo(archive, s)), pinned: pins.has(s.id) });
     return out;
   });
 }

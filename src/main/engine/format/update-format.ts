@@ -55,6 +55,12 @@ export interface UpdateMeta {
   consistencyReason?: string;
   /** Volume updates only: files, folders and links added, changed or removed. */
   changedFiles?: number;
+  /**
+   * Retention only: this update replaces the updates of states `collapsedFrom`..`stateId` (a
+   * collapse, or with `parentStateId` null an integration into the base). States in that range
+   * other than `stateId` were removed on purpose.
+   */
+  collapsedFrom?: number;
   /** Volume updates only: files that could not be read at this point (they keep their old version). */
   unreadable?: Array<{ path: string; reason: string }>;
 }

@@ -63,16 +63,19 @@ export class UpdateWriter {
     return { offset, storedLength: bytes.length, rawLength: data.length, codec };
   }
 
-  /** Stores one block already in its stored form (compressed elsewhere, e.g. on a worker). */
+  /**
+   * Copies a stored block as it is stored elsewhere (a collapse carrying a block out of an update
+   * it replaces, or one compressed on the block worker): its content hash still covers it.
+   */
   async addStoredBlock(
     hash: Buffer,
     rawLength: number,
     codec: number,
-    bytes: Buffer,
+    stored: Buffer,
   ): Promise<StoredBlock> {
-    const offset = await this.addRecord(hash, rawLength, codec, RECORD_BLOCK, bytes);
+    const offset = await this.addRecord(hash, rawLength, codec, RECORD_BLOCK, stored);
     this.storedBlocks++;
-    return { offset, storedLength: bytes.length, rawLength, codec };
+    return { offset, storedLength: stored.length, rawLength, codec };
   }
 
   /** Records that block `blockIndex` of the new state has content `hash`. */

@@ -5,6 +5,7 @@ import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
 import type { StateRow } from '../catalog.js';
 import type { Clock } from '../clock.js';
+import type { SpaceGuardReport } from '../../../shared/retention.js';
 import { RECORD_ENTRY_FRAME, type UpdateMeta } from '../format/update-format.js';
 import { FORMAT_VERSION } from '../format/version.js';
 import { updateName } from '../update-names.js';
@@ -49,9 +50,12 @@ export interface VolumeCaptureOptions {
   useSnapshots?: boolean;
 }
 
-export type VolumeCaptureResult =
+export type VolumeCaptureResult = (
   | { changed: true; state: StateRow; notes: string[]; postHookError?: string }
-  | { changed: false; latest: StateRow | null; notes: string[]; postHookError?: string };
+  | { changed: false; latest: StateRow | null; notes: string[]; postHookError?: string }
+) & {
+  /** What the space guard removed around this point (retention/space-guard.ts). */ spaceGuard?: SpaceGuardReport;
+};
 
 /**
  * One point of a volume: runs the pre-hook, reads the changed part of the tree (from a read-only

@@ -1,0 +1,335 @@
+/**
+ * The CLI of the local update cache: `snapshot` and `states` and `restore` of an archive whose
+ * cache is on (`--cache-dir` / `--cache-limit`, remembered in cache-settings.json in the data
+ * dir), and `flush`. `runCacheCommand` returns undefined for what is not its business.
+ */
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { z } from 'zod';
+import { TidemarkError } from '../../shared/errors.js';
+import type { StateInfo } from '../../shared/states.js';
+import {
+  flushCache,
+  restoreFromCache,
+  snapshotWithCache,
+  statesWithLocation,
+  type CacheSettings,
+  type CacheSnapshotResult,
+} from '../engine/cache/cached-engine.js';
+import { listStates } from '../engine/device-engine.js';
+import type { StateSelector } from '../engine/restore.js';
+import { isVolumeArchive, listVolumeStates } from '../engine/volume-engine.js';
+import { readJson, writeJsonAtomic } from '../services/atomic-file.js';
+import { defaultDataDir } from '../services/data-dir.js';
+import { formatBytes, shortHash } from './format-human.js';
+import { parseDuration } from './volume-commands.js';
+import { parseSize } from './parse-size.js';
+
+export const CACHE_USAGE = `
+  snapshot <archive-dir> [--cache-dir DIR] [--cache-limit SIZE]
+                         keep updates in a local cache while the secondary is away (then
+                         remembered for this archive; SIZE like 500M or 2G, default 2G)
+  watch <archive-dir> --every DURATION [--cache-dir DIR] [--cache-limit SIZE] [--json]
+                         with the cache on: a point every DURATION (by rescan), to the
+                         secondary or, while it is away, to the cache
+  flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now`;
+
+export const DEFAULT_CACHE_LIMIT = 2 * 2 ** 30;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Out = (line: string) => void;
+
+const CACHE_OPTIONS: Options = {
+  'cache-dir': { type: 'string' },
+  'cache-limit': { type: 'string' },
+  json: { type: 'boolean' },
+};
+
+const settingsFile = z.object({
+  version: z.literal(1),
+  archives: z.record(z.string(), z.object({ cacheDir: z.string(), limitBytes: z.number() })),
+});
+
+function registryPath(): string {
+  return path.join(defaultDataDir(), 'cache-settings.json');
+}
+
+/** The cache settings of `archiveDir`: the flags, else what was remembered; undefined: cache off. */
+async function settingsFor(
+  archiveDir: string,
+  values: Record<string, unknown>,
+): Promise<CacheSettings | undefined> {
+  const abs = path.resolve(archiveDir);
+  const file = registryPath();
+  const registry = await readJson(file, settingsFile, { version: 1, archives: {} });
+  const known = registry.archives[abs];
+  const dirFlag = values['cache-dir'];
+  const limitFlag = values['cache-limit'];
+  if (dirFlag === undefined && limitFlag === undefined) return known;
+  const settings: CacheSettings = {
+    cacheDir: path.resolve(
+      typeof dirFlag === 'string'
+        ? dirFlag
+        : (known?.cacheDir ?? path.join(defaultDataDir(), 'cache')),
+    ),
+    limitBytes:
+      typeof limitFlag === 'string'
+        ? parseSize(limitFlag, '--cache-limit')
+        : (known?.limitBytes ?? DEFAULT_CACHE_LIMIT),
+  };
+  if (known?.cacheDir !== settings.cacheDir || known.limitBytes !== settings.limitBytes) {
+    registry.archives[abs] = settings;
+    await writeJsonAtomic(file, registry);
+  }
+  return settings;
+}
+
+function parse(args: string[], options: Options, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (parsed.positionals.length !== positionals)
+    throw new TidemarkError(
+      'usage',
+      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
+    );
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    args: parsed.positionals,
+  };
+}
+
+function tryParse(args: string[], options: Options) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runCacheCommand(
+  command: string | undefined,
+  rest: string[],
+  out: Out,
+): Promise<number | undefined> {
+  switch (command) {
+    case 'flush':
+      return flush(rest, out);
+    case 'snapshot': {
+      const options = { ...CACHE_OPTIONS, 'no-btrfs-snapshot': { type: 'boolean' as const } };
+      const guess = tryParse(rest, options);
+      if (!guess || guess.positionals.length !== 1) return undefined;
+      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      if (!settings) return undefined;
+      return snapshot(rest, options, settings, out);
+    }
+    case 'states': {
+      const guess = tryParse(rest, CACHE_OPTIONS);
+      if (!guess || guess.positionals.length !== 1) return undefined;
+      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      if (!settings && !guess.values.json) return undefined;
+      return states(guess.positionals[0] as string, settings, guess.values.json === true, out);
+    }
+    case 'restore':
+      return restore(rest, out);
+    case 'watch': {
+      const options = {
+        ...CACHE_OPTIONS,
+        every: { type: 'string' as const },
+        'no-btrfs-snapshot': { type: 'boolean' as const },
+      };
+      const guess = tryParse(rest, options);
+      if (!guess || guess.positionals.length !== 1) return undefined;
+      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      if (!settings) return undefined;
+      return watch(rest, options, settings, out);
+    }
+    default:
+      return undefined;
+  }
+}
+
+async function snapshot(
+  rest: string[],
+  options: Options,
+  settings: CacheSettings,
+  out: Out,
+): Promise<number> {
+  const { values, args } = parse(rest, options, 1);
+  const result = await snapshotWithCache(args[0] as string, {
+    ...settings,
+    ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+  });
+  if (values.json) out(JSON.stringify(result));
+  else for (const line of describeSnapshot(result)) out(line);
+  if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
+    process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+  return 0;
+}
+
+/**
+ * `watch` with the cache on: a point every DURATION found by rescanning (the native watcher's
+ * journal lives on the secondary, so it cannot run while the secondary is away). Each point goes
+ * to the secondary or the cache like `snapshot`; an error is reported and the watch goes on.
+ */
+async function watch(
+  rest: string[],
+  options: Options,
+  settings: CacheSettings,
+  out: Out,
+): Promise<number> {
+  const { values, args } = parse(rest, options, 1);
+  if (typeof values.every !== 'string')
+    throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
+  const everyMs = parseDuration(values.every);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    while (!stop.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          stop.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, everyMs);
+        stop.signal.addEventListener('abort', done);
+      });
+      if (stop.signal.aborted) break;
+      try {
+        const result = await snapshotWithCache(args[0] as string, {
+          ...settings,
+          ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+        });
+        if (values.json) out(JSON.stringify(result));
+        else for (const line of describeSnapshot(result)) out(line);
+        if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
+          process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+      } catch (err) {
+        process.stderr.write(`tidemark: ${(err as Error).message}\n`);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+function describeSnapshot(r: CacheSnapshotResult): string[] {
+  const lines: string[] = [];
+  if (r.shipped.length > 0)
+    lines.push(
+      `shipped ${r.shipped.length} cached update(s) to the secondary: states ${r.shipped.join(', ')}`,
+    );
+  if (r.unavailable) lines.push(`secondary not available: ${r.unavailable}`);
+  const where = r.location === 'cache' ? 'in the local cache' : 'on the secondary';
+  if (r.state)
+    lines.push(
+      `state ${r.state.id}  ${r.state.time}  ${r.state.changedBlocks} blocks changed  ${formatBytes(r.state.storedBytes)} stored  hash ${shortHash(r.state.stateHash)}  ${where}`,
+    );
+  else lines.push('nothing changed: no state recorded');
+  for (const c of r.collapsed)
+    lines.push(
+      `cache full: collapsed states ${c.from}..${c.to} into state ${c.to} (removed ${c.removedStates.join(', ')}; ${formatBytes(c.bytesBefore)} -> ${formatBytes(c.bytesAfter)})`,
+    );
+  if (r.cache.pending > 0)
+    lines.push(
+      `cache: ${r.cache.pending} update(s) waiting, ${formatBytes(r.cache.bytes)} of ${formatBytes(r.cache.limitBytes)} (${r.cache.dir})`,
+    );
+  return lines;
+}
+
+function cacheFullLine(r: CacheSnapshotResult): string {
+  const over = r.cache.bytes > r.cache.limitBytes;
+  const collapsed = r.collapsed.flatMap((c) => c.removedStates);
+  return (
+    `the local cache is full: ` +
+    (collapsed.length > 0 ? `states ${collapsed.join(', ')} were collapsed into later ones` : '') +
+    (over
+      ? `${collapsed.length > 0 ? '; ' : ''}it still takes ${formatBytes(r.cache.bytes)}, over its limit of ${formatBytes(r.cache.limitBytes)} (one update that cannot be split; nothing was dropped)`
+      : '')
+  );
+}
+
+async function listSecondary(dir: string): Promise<StateInfo[]> {
+  return (await isVolumeArchive(dir)) ? listVolumeStates(dir) : listStates(dir);
+}
+
+async function states(
+  dir: string,
+  settings: CacheSettings | undefined,
+  json: boolean,
+  out: Out,
+): Promise<number> {
+  const list = await statesWithLocation(
+    dir,
+    settings?.cacheDir ?? path.join(defaultDataDir(), 'cache'),
+    () => listSecondary(dir),
+  );
+  if (json) out(JSON.stringify(list));
+  else
+    for (const s of list)
+      out(
+        `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}  ${s.location === 'cache' ? 'in the local cache' : s.location === 'both' ? 'on the secondary and in the cache' : 'on the secondary'}`,
+      );
+  return 0;
+}
+
+async function flush(rest: string[], out: Out): Promise<number> {
+  const { values, args } = parse(rest, CACHE_OPTIONS, 1);
+  const dir = args[0] as string;
+  const settings = (await settingsFor(dir, values)) ?? {
+    cacheDir: path.join(defaultDataDir(), 'cache'),
+    limitBytes: DEFAULT_CACHE_LIMIT,
+  };
+  const result = await flushCache(dir, settings);
+  if (values.json) out(JSON.stringify(result));
+  else if (result.shipped.length === 0) out('nothing cached: nothing to ship');
+  else
+    out(`shipped ${result.shipped.length} cached update(s): states ${result.shipped.join(', ')}`);
+  return 0;
+}
+
+const RESTORE_OPTIONS: Options = {
+  ...CACHE_OPTIONS,
+  state: { type: 'string' },
+  at: { type: 'string' },
+  to: { type: 'string' },
+  path: { type: 'string' },
+  rollback: { type: 'boolean' },
+  force: { type: 'boolean' },
+};
+
+/** A restore the cache serves (the state is cached); undefined hands it to the usual restore. */
+async function restore(rest: string[], out: Out): Promise<number | undefined> {
+  const guess = tryParse(rest, RESTORE_OPTIONS);
+  if (!guess || guess.positionals.length !== 1) return undefined;
+  const values = guess.values as Record<string, string | boolean | undefined>;
+  const dir = guess.positionals[0] as string;
+  const settings = await settingsFor(dir, values);
+  if (!settings || typeof values.to !== 'string') return undefined;
+  let selector: StateSelector;
+  if (typeof values.state === 'string' && /^\d+$/.test(values.state))
+    selector = { stateId: Number(values.state) };
+  else if (typeof values.at === 'string' && !Number.isNaN(new Date(values.at).getTime()))
+    selector = { at: new Date(values.at) };
+  else return undefined;
+  const report = await restoreFromCache(dir, settings.cacheDir, selector, values.to, {
+    force: values.force === true,
+    rollback: values.rollback === true,
+    ...(typeof values.path === 'string' ? { path: values.path } : {}),
+  });
+  if (!report) return undefined;
+  if (values.json) out(JSON.stringify({ ...report, location: 'cache' }));
+  else
+    out(
+      `restored state ${report.state} from the local cache to ${report.target}: state hash matches`,
+    );
+  return 0;
+}

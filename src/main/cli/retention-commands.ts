@@ -1,0 +1,151 @@
+/**
+ * The CLI of retention: `prune`, `pin`, `unpin`. `runRetentionCommand` returns undefined for
+ * anything that is not its business.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TidemarkError } from '../../shared/errors.js';
+import type { PruneReport } from '../../shared/retention.js';
+import { pinStateAt, pruneArchiveAt } from '../engine/retention/retention-engine.js';
+import {
+  DEFAULT_RETENTION,
+  formatDuration,
+  parseDuration,
+  type RetentionSettings,
+} from '../engine/retention/retention-policy.js';
+import { parseMinFree, type MinFree } from '../engine/retention/space-guard.js';
+import { formatBytes } from './format-human.js';
+
+export const RETENTION_USAGE = `
+  prune <archive-dir> [--dry-run] [--json] [--now ISO_TIME] [--keep-within D]
+        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
+                                                     thin out old states (says what goes and why)
+  pin <archive-dir> <state>                          retention never removes this state
+  unpin <archive-dir> <state>`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Out = (line: string) => void;
+
+const PRUNE_OPTIONS: Options = {
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  now: { type: 'string' },
+  'keep-within': { type: 'string' },
+  'keep-hourly': { type: 'string' },
+  'keep-daily': { type: 'string' },
+  'keep-weekly': { type: 'string' },
+};
+
+function parse(args: string[], options: Options, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (parsed.positionals.length !== positionals) {
+    throw new TidemarkError(
+      'usage',
+      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
+    );
+  }
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    args: parsed.positionals,
+  };
+}
+
+function count(value: string | boolean | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^\d+$/.test(value))
+    throw new TidemarkError('usage', `${flag} needs a whole number, got ${String(value)}`);
+  return Number(value);
+}
+
+export function retentionSettings(
+  values: Record<string, string | boolean | undefined>,
+): RetentionSettings {
+  const settings = { ...DEFAULT_RETENTION };
+  const within = values['keep-within'];
+  if (within !== undefined) {
+    const ms = typeof within === 'string' ? parseDuration(within) : undefined;
+    if (ms === undefined)
+      throw new TidemarkError(
+        'usage',
+        `--keep-within needs a duration such as 24h, 90m, 2d or 1w, got ${String(within)}`,
+      );
+    settings.keepWithinMs = ms;
+  }
+  settings.hourly = count(values['keep-hourly'], '--keep-hourly') ?? settings.hourly;
+  settings.daily = count(values['keep-daily'], '--keep-daily') ?? settings.daily;
+  const weekly = count(values['keep-weekly'], '--keep-weekly');
+  if (weekly !== undefined) settings.weekly = weekly;
+  return settings;
+}
+
+/** `--min-free` of snapshot and watch: a size (500M, 2G) or a percentage of the secondary. */
+export function minFreeOption(value: unknown): MinFree | undefined {
+  if (value === undefined) return undefined;
+  return parseMinFree(String(value));
+}
+
+function stateArg(text: string | undefined): number {
+  if (text === undefined || !/^\d+$/.test(text))
+    throw new TidemarkError('usage', `a state is a whole number, got ${String(text)}`);
+  return Number(text);
+}
+
+export async function runRetentionCommand(
+  command: string | undefined,
+  rest: string[],
+  out: Out,
+): Promise<number | undefined> {
+  switch (command) {
+    case 'prune': {
+      const { values, args } = parse(rest, PRUNE_OPTIONS, 1);
+      let now = new Date();
+      if (values.now !== undefined) {
+        now = new Date(String(values.now));
+        if (typeof values.now !== 'string' || Number.isNaN(now.getTime()))
+          throw new TidemarkError(
+            'usage',
+            `--now needs an ISO 8601 time, got ${String(values.now)}`,
+          );
+      }
+      const report = await pruneArchiveAt(args[0] as string, {
+        now,
+        settings: retentionSettings(values),
+        dryRun: values['dry-run'] === true,
+      });
+      if (values.json) out(JSON.stringify(report));
+      else printPrune(report, out);
+      return 0;
+    }
+    case 'pin':
+    case 'unpin': {
+      const { values, args } = parse(rest, { json: { type: 'boolean' } }, 2);
+      const result = await pinStateAt(args[0] as string, stateArg(args[1]), command === 'pin');
+      if (values.json) out(JSON.stringify(result));
+      else
+        out(
+          `state ${result.state} ${result.pinned ? 'pinned' : 'unpinned'}${result.changed ? '' : ' (it already was)'}`,
+        );
+      return 0;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function printPrune(r: PruneReport, out: Out): void {
+  const s = r.settings;
+  out(
+    `retention as of ${r.now}: every state within ${formatDuration(s.keepWithinMs)}, hourly for ${s.hourly} h, daily for ${s.daily} d, weekly ${s.weekly === null ? 'forever' : `for ${s.weekly} w`}`,
+  );
+  for (const st of r.states)
+    out(`  ${st.keep ? 'keep' : 'drop'}  state ${st.id}  ${st.time}  ${st.reason}`);
+  if (r.dryRun) out(`dry run: would drop ${r.dropped} of ${r.states.length} states`);
+  else
+    out(
+      `dropped ${r.dropped} of ${r.states.length} states in ${r.runs.length} collapse(s): ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)}, ${formatBytes(r.bytesFreed)} freed`,
+    );
+}

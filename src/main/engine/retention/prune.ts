@@ -1,0 +1,57 @@
+import type { PruneReport } from '../../../shared/retention.js';
+import type { Archive } from '../archive.js';
+import { dropStates } from './drop-states.js';
+import { pinnedStates } from './pins.js';
+import { decideRetention, type RetentionSettings } from './retention-policy.js';
+
+export interface PruneOptions {
+  now: Date;
+  settings: RetentionSettings;
+  dryRun?: boolean;
+}
+
+/** Applies the retention policy as of `now`: says what goes and why, and (unless dry) removes it. */
+export async function pruneArchive(archive: Archive, options: PruneOptions): Promise<PruneReport> {
+  const rows = archive.catalog.states();
+  const pins = await pinnedStates(archive.store);
+  const decisions = decideRetention(
+    rows.map((r) => ({ id: r.id, timeMs: r.timeMs, pinned: pins.has(r.id) })),
+    options.now.getTime(),
+    options.settings,
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const drop = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
+  const bytesBefore = await archiveBytes(archive);
+  const runs = options.dryRun ? [] : await dropStates(archive, drop);
+  const bytesAfter = options.dryRun ? bytesBefore : await archiveBytes(archive);
+  return {
+    now: options.now.toISOString(),
+    dryRun: options.dryRun === true,
+    settings: {
+      keepWithinMs: options.settings.keepWithinMs,
+      hourly: options.settings.hourly,
+      daily: options.settings.daily,
+      weekly: options.settings.weekly,
+    },
+    states: decisions.map((d) => ({
+      id: d.id,
+      time: byId.get(d.id)?.time ?? '',
+      keep: d.keep,
+      reason: d.reason,
+      pinned: pins.has(d.id),
+    })),
+    kept: decisions.length - drop.size,
+    dropped: drop.size,
+    runs: runs.map((r) => ({ states: r.states, into: r.into, parent: r.parent, update: r.update })),
+    bytesBefore,
+    bytesAfter,
+    bytesFreed: bytesBefore - bytesAfter,
+  };
+}
+
+/** Bytes of the live update objects: what the archive's states occupy. */
+export async function archiveBytes(archive: Archive): Promise<number> {
+  let n = 0;
+  for (const name of await archive.updateNames()) n += await archive.store.size(name);
+  return n;
+}

@@ -1,0 +1,28 @@
+/** What `tidemark prune` decided and did (also its `--json` output). */
+export interface PruneReport {
+  /** The time the policy was evaluated at (ISO 8601). */
+  now: string;
+  dryRun: boolean;
+  settings: { keepWithinMs: number; hourly: number; daily: number; weekly: number | null };
+  /** Every state before the prune, with the decision and its reason. */
+  states: Array<{ id: number; time: string; keep: boolean; reason: string; pinned: boolean }>;
+  kept: number;
+  dropped: number;
+  /** The collapses done: `states` merged into the update of `into` (parent null: a new base). */
+  runs: Array<{ states: number[]; into: number; parent: number | null; update: string }>;
+  /** Bytes of the update objects before and after. */
+  bytesBefore: number;
+  bytesAfter: number;
+  bytesFreed: number;
+}
+
+/** What the space guard did after (or before) a point: never silent. */
+export interface SpaceGuardReport {
+  minFreeBytes: number;
+  freeBefore: number;
+  freeAfter: number;
+  /** States removed, oldest first. */
+  dropped: number[];
+  /** False when the threshold could not be reached (only the newest and pinned states left). */
+  met: boolean;
+}

@@ -1,0 +1,23 @@
+import type { Timeline } from './kill-at.mjs';
+
+export const DROP_ALL_BUT_PINNED: string[];
+
+export interface PruneBuild {
+  archive: string;
+  shas: string[];
+  kept: number[];
+}
+
+export function buildPruneArchive(
+  cli: string,
+  dir: string,
+  options?: { states?: number; mib?: number; pins?: number[] },
+): PruneBuild;
+
+export function killPruneOnce(
+  cli: string,
+  build: PruneBuild,
+  work: string,
+  killMs: number,
+  options?: { thorough?: boolean },
+): Promise<{ killed: boolean; listedAfterKill: number[]; redoDropped: number; times: Timeline }>;
