@@ -32,10 +32,12 @@ export default defineConfig({
     build: {
       rolldownOptions: {
         // The entry is named `index` so it is emitted as out/main/index.js (package.json "main");
-        // the engine worker is its own entry beside it (engine-host.ts loads it from there).
+        // the engine worker is its own entry beside it (engine-host.ts loads it from there), and
+        // so is the engine's block worker (block-worker-client.ts looks for it beside itself).
         input: {
           index: resolve(root, 'src/main/electron/main.ts'),
           'engine-worker': resolve(root, 'src/main/engine-host/engine-worker.ts'),
+          'block-worker': resolve(root, 'src/main/engine/block-worker.ts'),
         },
       },
     },

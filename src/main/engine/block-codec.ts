@@ -4,6 +4,11 @@ import { TidemarkError } from '../../shared/errors.js';
 export const CODEC_RAW = 0;
 export const CODEC_ZSTD = 1;
 
+/** The most bytes zstd may need to compress `length` bytes. */
+export function zstdBound(length: number): number {
+  return zstd.compressBound(length);
+}
+
 /**
  * zstd with one reusable context and scratch buffer per codec: compressing or decompressing a
  * block allocates nothing. A result is a view into the scratch buffer, valid until the next call.
@@ -33,6 +38,31 @@ export class BlockCodec {
     const length = this.cctx.compress2(this.scratch, data);
     if (length >= data.length) return { codec: CODEC_RAW, bytes: data };
     return { codec: CODEC_ZSTD, bytes: this.scratch.subarray(0, length) };
+  }
+
+  /**
+   * Compresses `data` into `into` (at least `zstdBound(data.length)` bytes). A block that does
+   * not shrink is stored raw: its codec says so and `into` is left untouched.
+   */
+  compressInto(data: Buffer, into: Buffer): { codec: number; length: number } {
+    const length = this.cctx.compress2(into, data);
+    if (length >= data.length) return { codec: CODEC_RAW, length: data.length };
+    return { codec: CODEC_ZSTD, length };
+  }
+
+  /** Decodes `stored` into exactly `into.length` bytes; false when the block is damaged. */
+  decodeInto(codec: number, stored: Buffer, into: Buffer): boolean {
+    if (codec === CODEC_RAW) {
+      if (stored.length !== into.length) return false;
+      stored.copy(into);
+      return true;
+    }
+    if (codec !== CODEC_ZSTD) return false;
+    try {
+      return this.dctx.decompress(into, stored) === into.length;
+    } catch {
+      return false;
+    }
   }
 
   /** Decodes `stored` into `into` (exactly `rawLength` bytes) or throws `archive.corrupt`. */

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport } from '../../shared/states.js';
 import { isProcessAlive, type Archive } from './archive.js';
-import { BlockCodec } from './block-codec.js';
+import { BlockHasher } from './block-hasher.js';
+import { BlockInflater } from './block-inflater.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 import type { BlobLocation, StateRow } from './catalog.js';
 import { blockDeviceBytes, describeDevice, deviceNumbers } from './device/primary-device.js';
@@ -210,7 +211,7 @@ async function writeBlocks(
   options: RestoreOptions,
 ): Promise<{ blocks: number; bytes: number }> {
   const { blockSize } = map;
-  const codec = new BlockCodec(blockSize);
+  const inflater = new BlockInflater(READ_RANGE, blockSize);
   const checkedUpdates = new Set<string>();
   const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
   const current = alignedBuffer(batch * blockSize);
@@ -245,34 +246,46 @@ async function writeBlocks(
     bytes += data.length;
   };
 
-  for (let first = 0; first < map.blockCount; first += batch) {
-    const last = Math.min(first + batch, map.blockCount);
-    const wanted: number[] = [];
-    const batchStart = first * blockSize;
-    const existing = Math.max(0, Math.min(last * blockSize, target.existingSize) - batchStart);
-    // Rollback: read what the target holds for this batch at once; padding past its end is zero.
-    if (existing > 0)
-      await readFully(
-        target.handle,
-        current.subarray(0, (last - first) * blockSize),
-        batchStart,
-        existing,
-      );
-    for (let i = first; i < last; i++) {
-      const offset = i * blockSize;
-      const length = map.blockLength(i);
-      if (offset < target.existingSize) {
-        // The block stays if the target already holds this content.
-        const have = current.subarray(offset - batchStart, offset - batchStart + length);
-        if (map.equalsAt(i, hashOf(have))) continue;
-      } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
-        continue;
+  try {
+    for (let first = 0; first < map.blockCount; first += batch) {
+      const last = Math.min(first + batch, map.blockCount);
+      const wanted: number[] = [];
+      const batchStart = first * blockSize;
+      const existing = Math.max(0, Math.min(last * blockSize, target.existingSize) - batchStart);
+      // Rollback: read what the target holds for this batch at once; padding past its end is zero.
+      if (existing > 0)
+        await readFully(
+          target.handle,
+          current.subarray(0, (last - first) * blockSize),
+          batchStart,
+          existing,
+        );
+      for (let i = first; i < last; i++) {
+        const offset = i * blockSize;
+        const length = map.blockLength(i);
+        if (offset < target.existingSize) {
+          // The block stays if the target already holds this content.
+          const have = current.subarray(offset - batchStart, offset - batchStart + length);
+          if (map.equalsAt(i, hashOf(have))) continue;
+        } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
+          continue;
+        }
+        wanted.push(i);
       }
-      wanted.push(i);
+      await fetchBlocks(
+        archive,
+        map,
+        wanted,
+        inflater,
+        emit,
+        checkedUpdates,
+        options.blockFallback,
+      );
+      await flush();
+      options.onProgress?.(last, map.blockCount);
     }
-    await fetchBlocks(archive, map, wanted, codec, emit, checkedUpdates, options.blockFallback);
-    await flush();
-    options.onProgress?.(last, map.blockCount);
+  } finally {
+    await inflater.close();
   }
   await flush();
   await writing;
@@ -330,7 +343,7 @@ async function fetchBlocks(
   archive: Archive,
   map: StateMap,
   blocks: number[],
-  codec: BlockCodec,
+  inflater: BlockInflater,
   emit: (offset: number, data: Buffer) => Promise<void>,
   checkedUpdates: Set<string>,
   fallback?: RestoreOptions['blockFallback'],
@@ -366,20 +379,29 @@ async function fetchBlocks(
     block.fill(0, 0, map.blockLength(index));
     await emit(index * blockSize, block.subarray(0, map.blockLength(index)));
   }
-  let range = alignedBuffer(READ_RANGE);
+  // Each range is read into shared memory and decoded on the block worker while the next range
+  // is read; ranges are emitted in the order they were read.
+  let emitting: Promise<void> = Promise.resolve();
   let j = 0;
   while (j < jobs.length) {
     const first = jobs[j] as (typeof jobs)[number];
     const start = first.where.offset;
     let end = start + RECORD_HEADER_BYTES + first.where.storedLength;
+    let raw = map.blockLength(first.index);
     let k = j + 1;
-    for (; k < jobs.length; k++) {
-      const w = (jobs[k] as (typeof jobs)[number]).where;
-      const next = w.offset + RECORD_HEADER_BYTES + w.storedLength;
+    for (; k < jobs.length && k - j < inflater.maxBlocks; k++) {
+      const { where, index } = jobs[k] as (typeof jobs)[number];
+      const next = where.offset + RECORD_HEADER_BYTES + where.storedLength;
       // Reading a small gap of unwanted records costs less than another read call.
-      if (w.update !== first.where.update || w.offset - end > MAX_GAP || next - start > READ_RANGE)
+      if (
+        where.update !== first.where.update ||
+        where.offset - end > MAX_GAP ||
+        next - start > READ_RANGE ||
+        raw + map.blockLength(index) > inflater.maxOutput
+      )
         break;
       end = Math.max(end, next);
+      raw += map.blockLength(index);
     }
     if (!checkedUpdates.has(first.where.update)) {
       // The catalog says where a block lies, not how its update is laid out: an update written
@@ -390,48 +412,87 @@ async function fetchBlocks(
       );
       checkedUpdates.add(first.where.update);
     }
-    if (range.length < end - start) range = alignedBuffer(end - start);
-    const bytes = await archive.store.read(first.where.update, start, end - start, range);
-    for (; j < k; j++) {
-      const { index, where } = jobs[j] as (typeof jobs)[number];
-      const at = where.offset - start + RECORD_HEADER_BYTES;
-      const data = codec.decompress(
-        where.codec,
-        bytes.subarray(at, at + where.storedLength),
-        block,
-        map.blockLength(index),
-        where.update,
-      );
-      if (!map.equalsAt(index, hashBlock(data))) {
-        throw new TidemarkError(
-          'archive.corrupt',
-          `${where.update}: damaged block at byte ${where.offset} (run verify)`,
+    const batch = await inflater.batch(end - start);
+    const range = jobs.slice(j, k);
+    try {
+      await archive.store.read(first.where.update, start, end - start, batch.input);
+      for (const { index, where } of range)
+        batch.add(
+          where.offset - start,
+          where.storedLength,
+          map.blockLength(index),
+          where.codec,
+          map.hashAt(index),
         );
-      }
-      await emit(index * blockSize, data);
+    } catch (err) {
+      batch.release();
+      throw err;
     }
+    const decoded = batch.run();
+    const previous = emitting;
+    emitting = (async () => {
+      try {
+        await previous;
+        await decoded;
+        for (let i = 0; i < range.length; i++) {
+          const { index, where } = range[i] as (typeof range)[number];
+          if (!batch.ok(i))
+            throw new TidemarkError(
+              'archive.corrupt',
+              `${where.update}: damaged block at byte ${where.offset} (run verify)`,
+            );
+          await emit(index * blockSize, batch.output(i));
+        }
+      } finally {
+        batch.release();
+      }
+    })();
+    // Awaited below or by the next range; this only keeps Node from calling it unhandled meanwhile.
+    emitting.catch(() => undefined);
+    await previous;
+    j = k;
   }
+  await emitting;
 }
 
 function hashOf(data: Buffer): Buffer {
   return isZero(data) ? zeroHash(data.length) : hashBlock(data);
 }
 
-/** Reads the target back and computes its state hash. */
+/** Reads the target back and computes its state hash (hashing on the block worker). */
 async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
   const hashes = Buffer.allocUnsafe(map.blockCount * HASH_BYTES);
   const perChunk = Math.max(1, Math.floor(WRITE_BUFFER / map.blockSize));
-  const chunk = alignedBuffer(perChunk * map.blockSize);
-  for (let first = 0; first < map.blockCount; first += perChunk) {
-    const count = Math.min(perChunk, map.blockCount - first);
-    const offset = first * map.blockSize;
-    const length = Math.min(count * map.blockSize, map.primarySize - offset);
-    await readFully(handle, chunk, offset, length);
-    for (let i = 0; i < count; i++) {
-      const index = first + i;
-      const data = chunk.subarray(i * map.blockSize, i * map.blockSize + map.blockLength(index));
-      hashOf(data).copy(hashes, index * HASH_BYTES);
+  const hasher = new BlockHasher(map.blockSize, perChunk);
+  let hashing: Promise<void> = Promise.resolve();
+  try {
+    for (let first = 0; first < map.blockCount; first += perChunk) {
+      const count = Math.min(perChunk, map.blockCount - first);
+      const batch = await hasher.batch(count, map.blockLength(first + count - 1));
+      try {
+        await readFully(handle, batch.input, first * map.blockSize, batch.input.length);
+      } catch (err) {
+        batch.release();
+        throw err;
+      }
+      const done = batch.run();
+      const previous = hashing;
+      hashing = (async () => {
+        try {
+          await previous;
+          await done;
+          batch.hashes.copy(hashes, first * HASH_BYTES);
+        } finally {
+          batch.release();
+        }
+      })();
+      // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
+      hashing.catch(() => undefined);
+      await previous;
     }
+    await hashing;
+  } finally {
+    await hasher.close();
   }
   return computeStateHash(map.primarySize, map.blockSize, hashes);
 }

@@ -7,6 +7,7 @@ import type { BlobLocation, StateRow } from '../catalog.js';
 import type { Clock } from '../clock.js';
 import type { UpdateMeta } from '../format/update-format.js';
 import { UpdateWriter } from '../format/update-writer.js';
+import { BlockCompressor, type CompressedBatch } from '../block-compressor.js';
 import { FORMAT_VERSION } from '../format/version.js';
 import type { Journal } from '../journal.js';
 import { loadStateMap } from '../state-loader.js';
@@ -208,7 +209,10 @@ async function scanInto(
     options.onProgress?.(done, totalBlocks);
   };
 
-  // Blocks of one chunk are deduplicated with a single catalog query, then stored in order.
+  // Blocks of one chunk are deduplicated with a single catalog query and compressed on the
+  // compressor's thread while the next chunk is read and hashed; chunks are written in order.
+  let compressor = null as BlockCompressor | null;
+  let writing: Promise<void> = Promise.resolve();
   const storePending = async (): Promise<void> => {
     if (pending.length === 0) return;
     const known = archive.catalog.findBlobs(pending.filter((p) => p.data).map((p) => p.hash));
@@ -217,27 +221,56 @@ async function scanInto(
       updateName(stateId),
       blockSize,
     ));
+    const toStore: Buffer[] = [];
+    const storeHashes: Buffer[] = [];
+    const entries: Array<{ index: number; hash: Buffer }> = [];
     for (const { index, hash, data } of pending) {
       const key = hash.toString('latin1');
       if (data && !known.has(hash.toString('hex')) && !storedHere.has(key)) {
-        const stored = await writer.addBlock(hash, data);
         storedHere.add(key);
-        result.blobs.push({ hash, ...stored });
+        toStore.push(data);
+        storeHashes.push(hash);
       }
-      await writer.addMapEntry(index, hash);
+      entries.push({ index, hash });
     }
     pending.length = 0;
+    compressor ??= new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
+    // The batch is copied at once: the read buffer it came from may be refilled.
+    const compressed = toStore.length > 0 ? compressor.submit(toStore) : null;
+    const previous = writing;
+    writing = (async () => {
+      await previous;
+      const batch = await compressed;
+      try {
+        for (let i = 0; i < storeHashes.length; i++) {
+          const hash = storeHashes[i] as Buffer;
+          const b = batch as CompressedBatch;
+          const data = toStore[i] as Buffer;
+          const stored = await writer.addStoredBlock(hash, data.length, b.codec(i), b.bytes(i));
+          result.blobs.push({ hash, ...stored });
+        }
+      } finally {
+        batch?.release();
+      }
+      for (const { index, hash } of entries) await writer.addMapEntry(index, hash);
+    })();
+    // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
+    writing.catch(() => undefined);
+    await previous;
   };
 
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
   const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
   try {
     await readRuns(device, runs, blockSize, processChunk);
+    await writing;
   } catch (err) {
+    await writing.catch(() => undefined);
     await result.writer?.abort();
     throw err;
   } finally {
     await warming;
+    await compressor?.close();
   }
   return result;
 }

@@ -65,7 +65,7 @@ export class UpdateWriter {
 
   /**
    * Copies a stored block as it is stored elsewhere (a collapse carrying a block out of an update
-   * it replaces): no decoding, no recompression; its content hash still covers it.
+   * it replaces, or one compressed on the block worker): its content hash still covers it.
    */
   async addStoredBlock(
     hash: Buffer,

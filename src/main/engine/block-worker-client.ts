@@ -1,0 +1,71 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { TidemarkError } from '../../shared/errors.js';
+import { runBlockJob, type BlockJob } from './block-work.js';
+
+// Beside this module, both as compiled by tsc (out/node/main/engine/) and as bundled by
+// electron-vite (out/main/, where the engine worker and this worker are entries side by side).
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'block-worker.js');
+
+/**
+ * Runs block jobs on their own thread, one at a time in the order given. Where the compiled
+ * worker script is missing (the engine run from its TypeScript sources, as unit tests do) a job
+ * runs inline instead, with the same results. The worker starts with the first job.
+ */
+export class BlockWorker {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private failure: Error | null = null;
+  private readonly pending = new Map<
+    number,
+    { resolve: () => void; reject: (err: Error) => void }
+  >();
+
+  run(job: BlockJob): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!fs.existsSync(WORKER_FILE)) {
+      try {
+        runBlockJob(job);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    const worker = (this.worker ??= this.start());
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, job });
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
+
+  private start(): Worker {
+    const worker = new Worker(WORKER_FILE);
+    // An operation that ends (or fails) without close() must not keep the process alive.
+    worker.unref();
+    worker.on('message', ({ id, error }: { id: number; error?: string }) => {
+      const p = this.pending.get(id);
+      this.pending.delete(id);
+      if (error) p?.reject(new TidemarkError('internal', `block worker: ${error}`));
+      else p?.resolve();
+    });
+    const fail = (err: Error): void => {
+      this.failure = new TidemarkError('internal', `the block worker failed: ${err.message}`);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (this.worker === worker) fail(new Error(`it exited with code ${code}`));
+    });
+    return worker;
+  }
+}
