@@ -4,7 +4,6 @@
  * dir), and `flush`. `runCacheCommand` returns undefined for what is not its business.
  */
 import * as path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { TidemarkError } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
@@ -24,6 +23,7 @@ import { defaultDataDir } from '../services/data-dir.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { parseDuration } from './volume-commands.js';
 import { parseSize } from './parse-size.js';
+import { parse, tryParse, type Options } from './parse-args.js';
 
 export const CACHE_USAGE = `
   snapshot <archive-dir> [--cache-dir DIR] [--cache-limit SIZE]
@@ -36,7 +36,6 @@ export const CACHE_USAGE = `
 
 export const DEFAULT_CACHE_LIMIT = 2 * 2 ** 30;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
 type Out = (line: string) => void;
 
 const CACHE_OPTIONS: Options = {
@@ -88,32 +87,6 @@ async function settingsFor(
     await writeJsonAtomic(file, registry);
   }
   return settings;
-}
-
-function parse(args: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  if (parsed.positionals.length !== positionals)
-    throw new TidemarkError(
-      'usage',
-      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
-    );
-  return {
-    values: parsed.values as Record<string, string | boolean | undefined>,
-    args: parsed.positionals,
-  };
-}
-
-function tryParse(args: string[], options: Options) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch {
-    return undefined;
-  }
 }
 
 export async function runCacheCommand(

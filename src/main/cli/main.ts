@@ -1,4 +1,3 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isTidemarkError, TidemarkError } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
 import {
@@ -16,6 +15,7 @@ import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { CACHE_USAGE, runCacheCommand } from './cache-commands.js';
 import { REMOTE_USAGE, takeRemoteFlags } from './remote-flags.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
+import { parse } from './parse-args.js';
 
 const USAGE = `usage: tidemark <command> [options]
 
@@ -34,27 +34,6 @@ retention (device and folder archives):${RETENTION_USAGE}
 
 local cache (while the secondary is away):${CACHE_USAGE}
 ${REMOTE_USAGE}`;
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse(args: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  if (parsed.positionals.length !== positionals) {
-    throw new TidemarkError(
-      'usage',
-      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
-    );
-  }
-  return {
-    values: parsed.values as Record<string, string | boolean | undefined>,
-    args: parsed.positionals,
-  };
-}
 
 function progress(label: string): ((done: number, total: number) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;

@@ -2,7 +2,6 @@
  * The CLI of retention: `prune`, `pin`, `unpin`. `runRetentionCommand` returns undefined for
  * anything that is not its business.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TidemarkError } from '../../shared/errors.js';
 import type { PruneReport } from '../../shared/retention.js';
 import { pinStateAt, pruneArchiveAt } from '../engine/retention/retention-engine.js';
@@ -14,6 +13,7 @@ import {
 } from '../engine/retention/retention-policy.js';
 import { parseMinFree, type MinFree } from '../engine/retention/space-guard.js';
 import { formatBytes } from './format-human.js';
+import { parse, type Options } from './parse-args.js';
 
 export const RETENTION_USAGE = `
   prune <archive-dir> [--dry-run] [--json] [--now ISO_TIME] [--keep-within D]
@@ -22,7 +22,6 @@ export const RETENTION_USAGE = `
   pin <archive-dir> <state>                          retention never removes this state
   unpin <archive-dir> <state>`;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
 type Out = (line: string) => void;
 
 const PRUNE_OPTIONS: Options = {
@@ -34,25 +33,6 @@ const PRUNE_OPTIONS: Options = {
   'keep-daily': { type: 'string' },
   'keep-weekly': { type: 'string' },
 };
-
-function parse(args: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  if (parsed.positionals.length !== positionals) {
-    throw new TidemarkError(
-      'usage',
-      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
-    );
-  }
-  return {
-    values: parsed.values as Record<string, string | boolean | undefined>,
-    args: parsed.positionals,
-  };
-}
 
 function count(value: string | boolean | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;

@@ -5,7 +5,6 @@
  * commands handle it as before.
  */
 import * as fs from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TidemarkError } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
 import type { StateSelector } from '../engine/restore.js';
@@ -24,6 +23,7 @@ import {
 import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { parse, tryParse, type FlagValues, type Options } from './parse-args.js';
 
 export const VOLUME_USAGE = `
   init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
@@ -35,7 +35,6 @@ export const VOLUME_USAGE = `
   history <archive-dir> <path> [--json]              the versions of one file
   diff <archive-dir> A B [--json]                    what changed between states A and B`;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
 type Out = (line: string) => void;
 
 const INIT_OPTIONS: Options = {
@@ -52,33 +51,6 @@ const SNAPSHOT_OPTIONS: Options = {
   'min-free': { type: 'string' },
   'no-btrfs-snapshot': { type: 'boolean' },
 };
-
-function tryParse(args: string[], options: Options) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch {
-    return undefined;
-  }
-}
-
-function parse(args: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new TidemarkError('usage', (err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  if (parsed.positionals.length !== positionals) {
-    throw new TidemarkError(
-      'usage',
-      `expected ${positionals} argument(s), got ${parsed.positionals.length} (see tidemark --help)`,
-    );
-  }
-  return {
-    values: parsed.values as Record<string, string | boolean | string[] | undefined>,
-    args: parsed.positionals,
-  };
-}
 
 /** Whether `dir` holds a volume archive; false when it holds none (the device path says why). */
 async function volumeArchiveAt(dir: string | undefined): Promise<boolean> {
@@ -177,7 +149,7 @@ function integer(value: unknown, flag: string): number {
 }
 
 async function init(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, INIT_OPTIONS, 2);
+  const { values, args } = parse<FlagValues>(rest, INIT_OPTIONS, 2);
   const blockSize =
     values['block-size'] === undefined ? undefined : integer(values['block-size'], '--block-size');
   const result = await initVolumeArchive(args[0] as string, args[1] as string, {
@@ -194,7 +166,7 @@ async function init(rest: string[], out: Out): Promise<number> {
 }
 
 async function snapshot(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, SNAPSHOT_OPTIONS, 1);
+  const { values, args } = parse<FlagValues>(rest, SNAPSHOT_OPTIONS, 1);
   const minFree = minFreeOption(values['min-free']);
   const result = await snapshotVolume(args[0] as string, {
     ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
@@ -205,7 +177,7 @@ async function snapshot(rest: string[], out: Out): Promise<number> {
 }
 
 async function states(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 1);
+  const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 1);
   const list = await listVolumeStates(args[0] as string);
   if (values.json) out(JSON.stringify(list));
   else for (const s of list) out(describeVolumeState(s));
@@ -213,7 +185,11 @@ async function states(rest: string[], out: Out): Promise<number> {
 }
 
 async function verify(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, { json: { type: 'boolean' }, deep: { type: 'boolean' } }, 1);
+  const { values, args } = parse<FlagValues>(
+    rest,
+    { json: { type: 'boolean' }, deep: { type: 'boolean' } },
+    1,
+  );
   const report = await verifyVolume(args[0] as string, { deep: values.deep === true });
   if (values.json) out(JSON.stringify(report));
   else {
@@ -243,7 +219,7 @@ const RESTORE_OPTIONS: Options = {
 };
 
 async function restore(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, RESTORE_OPTIONS, 1);
+  const { values, args } = parse<FlagValues>(rest, RESTORE_OPTIONS, 1);
   if (values.rollback)
     throw new TidemarkError(
       'usage',
@@ -287,7 +263,7 @@ export function parseDuration(text: string): number {
 }
 
 async function watch(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(
+  const { values, args } = parse<FlagValues>(
     rest,
     {
       every: { type: 'string' },
@@ -337,7 +313,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
 }
 
 async function history(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 2);
+  const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 2);
   const versions = await volumeHistory(args[0] as string, args[1] as string);
   if (values.json) out(JSON.stringify(versions));
   else
@@ -349,7 +325,7 @@ async function history(rest: string[], out: Out): Promise<number> {
 }
 
 async function diff(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, { json: { type: 'boolean' } }, 3);
+  const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 3);
   const report = await volumeDiff(
     args[0] as string,
     integer(args[1], 'state A'),
