@@ -18,6 +18,8 @@ export class BlockWorker {
   private worker: Worker | null = null;
   private nextId = 1;
   private failure: Error | null = null;
+  /** Decided once: a stat per job would sit on the scan's and the restore's hot path. */
+  private readonly inline = !fs.existsSync(WORKER_FILE);
   private readonly pending = new Map<
     number,
     { resolve: () => void; reject: (err: Error) => void }
@@ -25,7 +27,7 @@ export class BlockWorker {
 
   run(job: BlockJob): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (!fs.existsSync(WORKER_FILE)) {
+    if (this.inline) {
       try {
         runBlockJob(job);
         return Promise.resolve();
