@@ -35,6 +35,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const events = new EventBus();
   const settings = new SettingsService(store, events);
   const jobs = new JobService(engine, store, events, now);
+  jobs.globalCacheLimit = () => settings.current().cacheLimitBytes;
   await settings.load();
   await jobs.load();
   const scheduler = new Scheduler(jobs, settings, now, options.scheduler);

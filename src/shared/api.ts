@@ -3,8 +3,15 @@
 // `node:*`, no `electron`, no DOM (STYLE.md, "Runtime layers").
 import { z } from 'zod';
 import type { ErrorInfo, Result } from './errors.js';
-import { jobModeSchema, retentionSchema, scheduleSchema, type JobView } from './jobs.js';
-import type { SpaceGuardReport } from './retention.js';
+import {
+  cacheLimitSchema,
+  jobModeSchema,
+  retentionSchema,
+  scheduleSchema,
+  type JobView,
+} from './jobs.js';
+import type { PruneReport, SpaceGuardReport } from './retention.js';
+import type { CacheCollapse, CacheInfo } from './cache.js';
 import type {
   BrowseReport,
   DiffReport,
@@ -66,17 +73,31 @@ export interface RestorePlan {
 export type SnapshotOutcome = ({ changed: true; state: StateInfo } | { changed: false }) & {
   /** What the archive's space guard removed around this point (never silent). */
   spaceGuard?: SpaceGuardReport;
+  /** Local cache on: where the new state went ('cache' while the secondary is away). */
+  location?: 'secondary' | 'cache';
+  /** Cached updates shipped to the secondary by this point, oldest first. */
+  shipped?: number[];
+  /** Why the secondary was not used. */
+  unavailable?: string;
+  /** Collapses made to keep the cache within its limit (reported, never silent). */
+  collapsed?: CacheCollapse[];
+  cache?: CacheInfo;
+  /** What retention removed after this point, with the policy's reasons. */
+  pruned?: PruneReport;
 };
 
 export interface Settings {
   /** Pause every job until this ISO time (the tray's "Pause for 1 hour"), or null. */
   pausedUntil: string | null;
   notifications: boolean;
+  /** Bytes each job's local cache may take, unless the job sets its own limit. */
+  cacheLimitBytes: number;
 }
 
 export const settingsPatchSchema = z.object({
   pausedUntil: z.string().datetime().nullable().optional(),
   notifications: z.boolean().optional(),
+  cacheLimitBytes: cacheLimitSchema.optional(),
 });
 
 export interface AppInfo {
@@ -102,6 +123,8 @@ export const requestSchemas = {
     schedule: scheduleSchema.optional(),
     paused: z.boolean().optional(),
     retention: retentionSchema.optional(),
+    /** Bytes this job's local cache may take; null follows the global setting. */
+    cacheLimitBytes: cacheLimitSchema.nullable().optional(),
   }),
   'jobs.remove': z.object({ id }),
   'jobs.snapshot': z.object({ id }),
@@ -145,6 +168,8 @@ export const requestSchemas = {
     to: z.number().int().min(0),
   }),
   'jobs.verify': z.object({ id, deep: z.boolean() }),
+  /** Retention never removes a pinned state (as `tidemark pin` / `unpin`). */
+  'jobs.pin': z.object({ id, stateId: z.number().int().min(0), pinned: z.boolean() }),
   'jobs.cancel': z.object({ id }),
   'drives.list': z.object({}),
   'drives.check': z.object({
@@ -172,6 +197,7 @@ export interface ResponseTypes {
   'jobs.history': FileVersion[];
   'jobs.search': SearchReport;
   'jobs.verify': VerifyReport;
+  'jobs.pin': StateInfo[];
   'jobs.cancel': boolean;
   'drives.list': DriveInfo[];
   'drives.check': ChoiceCheck;
@@ -189,7 +215,9 @@ export type ApiEvent =
   | { type: 'job'; job: JobView }
   | { type: 'job-removed'; id: string }
   | { type: 'settings'; settings: Settings }
-  | { type: 'failure'; jobId: string; error: ErrorInfo };
+  | { type: 'failure'; jobId: string; error: ErrorInfo }
+  /** Worth a notification though nothing failed (the local cache full: states collapsed). */
+  | { type: 'notice'; jobId: string; level: 'info' | 'warn'; message: string };
 
 export function isMethod(value: unknown): value is Method {
   return typeof value === 'string' && Object.hasOwn(requestSchemas, value);

@@ -1,6 +1,7 @@
 // What a job is, as stored and as shown. Pure TypeScript + zod: shared by main, preload,
 // renderer and the headless server (STYLE.md, "Contracts between processes").
 import { z } from 'zod';
+import { MIN_CACHE_LIMIT_BYTES, type CacheInfo } from './cache.js';
 import type { ErrorInfo } from './errors.js';
 import { MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES } from './job-constants.js';
 import type { StateInfo } from './states.js';
@@ -57,6 +58,13 @@ export const retentionSchema = z.union([
 ]);
 export type Retention = z.infer<typeof retentionSchema>;
 
+/** Bytes a job's local cache may take (the secondary away); past it, cached updates collapse. */
+export const cacheLimitSchema = z
+  .number()
+  .int()
+  .min(MIN_CACHE_LIMIT_BYTES, { message: 'the cache limit must be at least 1 MiB' })
+  .max(2 ** 50);
+
 const pathSchema = z.string().trim().min(1, { message: 'choose a path' }).max(4096);
 
 export const jobConfigSchema = z.object({
@@ -68,6 +76,8 @@ export const jobConfigSchema = z.object({
   secondary: pathSchema,
   schedule: scheduleSchema,
   retention: retentionSchema,
+  /** This job's cache limit; absent or null: the global setting. */
+  cacheLimitBytes: cacheLimitSchema.nullable().optional(),
   paused: z.boolean(),
   createdAt: z.string(),
 });
@@ -75,7 +85,8 @@ export type JobConfig = z.infer<typeof jobConfigSchema>;
 
 export type JobStatus = 'ok' | 'running' | 'secondary-missing' | 'error' | 'paused' | 'new';
 
-export type ActivityKind = 'baseline' | 'snapshot' | 'restore' | 'verify';
+/** 'ship': cached updates going to the secondary that came back. */
+export type ActivityKind = 'baseline' | 'snapshot' | 'restore' | 'verify' | 'ship';
 
 export interface Activity {
   kind: ActivityKind;
@@ -100,4 +111,15 @@ export interface JobView {
   nextRunAt: string | null;
   /** Why the next snapshot waits ("Paused on battery"), or null. */
   waiting: string | null;
+  /** The local cache: what it holds while the secondary is away; null before it was set up. */
+  cache: CacheInfo | null;
+  /** What the job did lately that people should read (cache, retention), newest last. */
+  log: JobLogEntry[];
+}
+
+export interface JobLogEntry {
+  /** ISO time. */
+  time: string;
+  level: 'info' | 'warn';
+  message: string;
 }

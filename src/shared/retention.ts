@@ -26,3 +26,15 @@ export interface SpaceGuardReport {
   /** False when the threshold could not be reached (only the newest and pinned states left). */
   met: boolean;
 }
+
+/**
+ * The engine's default policy (retention-policy.ts DEFAULT_RETENTION, checked equal by a test),
+ * here for the UI's form: every state of the last 24 h, hourly for 7 days, daily for 30 days,
+ * weekly beyond.
+ */
+export const DEFAULT_RETENTION_POLICY: PruneReport['settings'] = {
+  keepWithinMs: 24 * 3_600_000,
+  hourly: 7 * 24,
+  daily: 30,
+  weekly: null,
+};

@@ -23,6 +23,8 @@ function job(patch: Partial<JobView>, name = 'laptop'): JobView {
     lastError: null,
     nextRunAt: null,
     waiting: null,
+    cache: null,
+    log: [],
     ...patch,
   };
 }

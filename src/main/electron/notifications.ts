@@ -4,14 +4,18 @@ import type { App } from '../index.js';
 
 export function notifyFailures(app: App, open: () => void): void {
   app.events.subscribe((event) => {
-    if (event.type !== 'failure' || !app.settings.current().notifications) return;
-    if (!Notification.isSupported()) return;
+    if (event.type !== 'failure' && event.type !== 'notice') return;
+    if (!app.settings.current().notifications || !Notification.isSupported()) return;
     const job = app.jobs.list().find((j) => j.config.id === event.jobId);
-    const notification = new Notification({
-      title: `Tidemark: ${job?.config.name ?? 'a backup'} failed`,
-      body: event.error.message,
-      urgency: 'critical',
-    });
+    const name = job?.config.name ?? 'a backup';
+    const notification =
+      event.type === 'failure'
+        ? new Notification({
+            title: `Tidemark: ${name} failed`,
+            body: event.error.message,
+            urgency: 'critical',
+          })
+        : new Notification({ title: `Tidemark: ${name}`, body: event.message });
     notification.on('click', open);
     notification.show();
   });

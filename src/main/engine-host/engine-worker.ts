@@ -13,7 +13,16 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
-import { pruneArchiveAt } from '../engine/retention/retention-engine.js';
+import {
+  cacheStatus,
+  flushCache,
+  primeCache,
+  restoreFromCache,
+  snapshotWithCache,
+  statesWithLocation,
+  type CacheSnapshotResult,
+} from '../engine/cache/cached-engine.js';
+import { pinStateAt, pruneArchiveAt } from '../engine/retention/retention-engine.js';
 import { DEFAULT_RETENTION } from '../engine/retention/retention-policy.js';
 import { browseVolume, measureVolume, searchVolume } from '../engine/volume-browse.js';
 import {
@@ -27,6 +36,7 @@ import {
   volumeDiff,
   volumeHistory,
 } from '../engine/volume-engine.js';
+import type { SnapshotOutcome } from '../../shared/api.js';
 import type {
   EngineMethod,
   EngineMethods,
@@ -81,6 +91,7 @@ const handlers: Handlers = {
     );
   },
   snapshot: async (p, onProgress) => {
+    if (p.cache) return cachedOutcome(await snapshotWithCache(p.archive, p.cache));
     if (await isVolumeArchive(p.archive)) {
       const r = await snapshotVolume(p.archive);
       const guard = 'spaceGuard' in r && r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
@@ -94,9 +105,27 @@ const handlers: Handlers = {
       ? { changed: true, state: stateInfo(r.state), ...guard }
       : { changed: false, ...guard };
   },
-  states: async (p) =>
-    (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive),
+  states: async (p) => {
+    const list = async (): Promise<StateInfo[]> =>
+      (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive);
+    return p.cacheDir ? statesWithLocation(p.archive, p.cacheDir, list) : list();
+  },
   restore: async (p, onProgress) => {
+    if (p.cacheDir) {
+      const fromCache = await restoreFromCache(
+        p.archive,
+        p.cacheDir,
+        { stateId: p.stateId },
+        p.target,
+        {
+          rollback: p.rollback,
+          force: p.force,
+          onProgress,
+          ...(p.path ? { path: p.path } : {}),
+        },
+      );
+      if (fromCache) return fromCache;
+    }
     if (await isVolumeArchive(p.archive)) {
       return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
         ...(p.path ? { path: p.path } : {}),
@@ -122,6 +151,10 @@ const handlers: Handlers = {
       settings: p.settings ?? DEFAULT_RETENTION,
       dryRun: p.dryRun,
     }),
+  pin: (p) => pinStateAt(p.archive, p.stateId, p.pinned),
+  flush: (p) => flushCache(p.archive, p.cache),
+  primeCache: (p) => primeCache(p.archive, p.cache),
+  cacheStatus: (p) => cacheStatus(p.archive, p.cache),
   inspect: async (p) => {
     const m = await readManifest(p.archive);
     return {
@@ -137,6 +170,21 @@ const handlers: Handlers = {
   search: (p) => searchVolume(p.archive, p.stateId, p.query, p.limit),
   measure: (p) => measureVolume(p.archive, p.stateId, p.path),
 };
+
+/** A cached snapshot's result in the API's shape (rows become StateInfo). */
+function cachedOutcome(r: CacheSnapshotResult): SnapshotOutcome {
+  const extra = {
+    location: r.location,
+    shipped: r.shipped,
+    collapsed: r.collapsed,
+    cache: { pending: r.cache.pending, bytes: r.cache.bytes, limitBytes: r.cache.limitBytes },
+    ...(r.unavailable ? { unavailable: r.unavailable } : {}),
+    ...(r.spaceGuard ? { spaceGuard: r.spaceGuard } : {}),
+  };
+  return r.changed && r.state
+    ? { changed: true, state: stateInfo(r.state), ...extra }
+    : { changed: false, ...extra };
+}
 
 function errorInfo(err: unknown): ErrorInfo {
   if (isTidemarkError(err)) return err.toInfo();

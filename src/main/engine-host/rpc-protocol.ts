@@ -16,6 +16,7 @@ import type {
 } from '../../shared/states.js';
 import type { SnapshotOutcome } from '../../shared/api.js';
 import type { PruneReport } from '../../shared/retention.js';
+import type { CacheSettings, CacheStatus } from '../engine/cache/cached-engine.js';
 
 export interface ArchiveSummary {
   mode: JobMode;
@@ -31,8 +32,10 @@ export interface EngineMethods {
     params: { primary: string; archive: string; blockSize?: number; mode?: JobMode };
     result: StateInfo;
   };
-  snapshot: { params: { archive: string }; result: SnapshotOutcome };
-  states: { params: { archive: string }; result: StateInfo[] };
+  /** With `cache`: to the secondary when it is there (shipping what the cache holds), else to the cache. */
+  snapshot: { params: { archive: string; cache?: CacheSettings }; result: SnapshotOutcome };
+  /** With `cacheDir`: every state with its `location`, also while the secondary is away. */
+  states: { params: { archive: string; cacheDir?: string }; result: StateInfo[] };
   restore: {
     params: {
       archive: string;
@@ -42,6 +45,8 @@ export interface EngineMethods {
       force: boolean;
       /** Volumes: the file or folder of the state to restore (all of it when absent). */
       path?: string;
+      /** A state that lives in this cache is restored from it, without the secondary. */
+      cacheDir?: string;
     };
     result: RestoreReport | VolumeRestoreReport;
   };
@@ -52,6 +57,17 @@ export interface EngineMethods {
     params: { archive: string; now: string; dryRun: boolean; settings?: PruneReport['settings'] };
     result: PruneReport;
   };
+  /** Retention never removes a pinned state. */
+  pin: {
+    params: { archive: string; stateId: number; pinned: boolean };
+    result: { state: number; pinned: boolean; changed: boolean };
+  };
+  /** Ships the cached updates now (the secondary must be there). */
+  flush: { params: { archive: string; cache: CacheSettings }; result: CacheFlush };
+  /** Makes the cache start from the secondary's latest state (after a baseline or a prune). */
+  primeCache: { params: { archive: string; cache: CacheSettings }; result: CacheStatus };
+  /** What the cache holds for the archive (the secondary is not touched). */
+  cacheStatus: { params: { archive: string; cache: CacheSettings }; result: CacheStatus };
   /** Volumes: the children of one folder of a state. */
   browse: {
     params: { archive: string; stateId: number; path: string; offset: number; limit: number };
@@ -68,6 +84,11 @@ export interface EngineMethods {
   history: { params: { archive: string; path: string }; result: FileVersion[] };
   /** Volumes: what a restore of one path of a state would write. */
   measure: { params: { archive: string; stateId: number; path: string }; result: VolumeMeasure };
+}
+
+export interface CacheFlush {
+  shipped: number[];
+  cache: CacheStatus;
 }
 
 export type EngineMethod = keyof EngineMethods;

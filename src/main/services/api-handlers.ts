@@ -39,6 +39,7 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.search': (p) => jobs.search(p),
     'jobs.verify': (p) => jobs.verify(p.id, p.deep),
     'jobs.cancel': (p) => jobs.cancel(p.id),
+    'jobs.pin': (p) => jobs.pin(p),
     'drives.list': () => listDrives(),
     'drives.check': async (p) =>
       checkChoice(p.mode, p.primary, p.secondary, await listDrives().catch(() => [])),

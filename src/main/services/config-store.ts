@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { Settings } from '../../shared/api.js';
+import { DEFAULT_CACHE_LIMIT_BYTES } from '../../shared/cache.js';
 import { jobConfigSchema, type JobConfig } from '../../shared/jobs.js';
 import { readJson, writeJsonAtomic } from './atomic-file.js';
 
@@ -9,9 +10,15 @@ const jobsFileSchema = z.object({ version: z.literal(1), jobs: z.array(jobConfig
 const settingsSchema = z.object({
   pausedUntil: z.string().nullable(),
   notifications: z.boolean(),
+  // Settings files written before the local cache came have no limit: the default applies.
+  cacheLimitBytes: z.number().int().positive().default(DEFAULT_CACHE_LIMIT_BYTES),
 });
 
-export const DEFAULT_SETTINGS: Settings = { pausedUntil: null, notifications: true };
+export const DEFAULT_SETTINGS: Settings = {
+  pausedUntil: null,
+  notifications: true,
+  cacheLimitBytes: DEFAULT_CACHE_LIMIT_BYTES,
+};
 
 export class ConfigStore {
   constructor(readonly dataDir: string) {}

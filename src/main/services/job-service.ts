@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ParsedParams, RestorePlan, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
+import { DEFAULT_CACHE_LIMIT_BYTES, type CacheInfo } from '../../shared/cache.js';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import {
   DEFAULT_SCHEDULE,
@@ -11,6 +12,7 @@ import {
   type Activity,
   type ActivityKind,
   type JobConfig,
+  type JobLogEntry,
   type JobStatus,
   type JobView,
 } from '../../shared/jobs.js';
@@ -30,6 +32,7 @@ import type { ConfigStore } from './config-store.js';
 import { formatBytes } from '../cli/format-human.js';
 import { checkChoice, freeBytes, listDrives } from './drives.js';
 import type { EventBus } from './event-bus.js';
+import { cacheOutcomeNotes, pruneNotes, type Note } from './job-notes.js';
 
 export type Now = () => Date;
 
@@ -44,7 +47,13 @@ interface JobRuntime {
   nextRunAt: string | null;
   waiting: string | null;
   lastProgressEvent: number;
+  /** The local cache; null until the worker said what it holds. */
+  cache: CacheInfo | null;
+  log: JobLogEntry[];
 }
+
+/** Lines of a job's log kept for the UI (older ones are in the app's stderr). */
+const LOG_LINES = 50;
 
 /** Progress events per job at most this often: enough for a smooth bar, cheap over SSE. */
 const PROGRESS_EVENT_MS = 250;
@@ -53,13 +62,19 @@ export class JobService {
   private readonly jobs = new Map<string, JobRuntime>();
   /** Called after a job's configuration or states changed: the scheduler plans again. */
   onSettled: () => void = () => undefined;
+  /** The global cache limit (settings), for jobs without their own. */
+  globalCacheLimit: () => number = () => DEFAULT_CACHE_LIMIT_BYTES;
+  /** The local caches, one subfolder per archive, in the user data dir (primary side). */
+  readonly cacheDir: string;
 
   constructor(
     private readonly engine: EngineHost,
     private readonly store: ConfigStore,
     private readonly events: EventBus,
     private readonly now: Now,
-  ) {}
+  ) {
+    this.cacheDir = path.join(store.dataDir, 'cache');
+  }
 
   async load(): Promise<void> {
     for (const config of await this.store.loadJobs()) {
@@ -80,7 +95,15 @@ export class JobService {
     return [...this.jobs.values()].map((j) => j.config);
   }
 
-  runtimeOf(id: string): { lastRun: Date | null; secondaryPresent: boolean; busy: boolean } {
+  runtimeOf(id: string): {
+    lastRun: Date | null;
+    secondaryPresent: boolean;
+    busy: boolean;
+    /** Updates waiting in the local cache for the secondary. */
+    cached: number;
+    /** A point can be recorded without the secondary (the cache starts from its last state). */
+    cacheReady: boolean;
+  } {
     const job = this.job(id);
     const last = job.states.at(-1);
     const times = [last ? new Date(last.time) : null, job.lastAttempt].filter(
@@ -90,6 +113,8 @@ export class JobService {
       lastRun: times.length ? new Date(Math.max(...times.map((d) => d.getTime()))) : null,
       secondaryPresent: job.secondaryPresent,
       busy: job.activity !== null,
+      cached: job.cache?.pending ?? 0,
+      cacheReady: job.cache !== null && job.states.length > 0,
     };
   }
 
@@ -185,6 +210,7 @@ export class JobService {
       ...(p.schedule !== undefined ? { schedule: p.schedule } : {}),
       ...(p.paused !== undefined ? { paused: p.paused } : {}),
       ...(p.retention !== undefined ? { retention: p.retention } : {}),
+      ...(p.cacheLimitBytes !== undefined ? { cacheLimitBytes: p.cacheLimitBytes } : {}),
     };
     await this.persist();
     this.publish(job);
@@ -230,17 +256,18 @@ export class JobService {
     return this.run(job, 'snapshot', async (onProgress, signal) => {
       const outcome = await this.engine.call(
         'snapshot',
-        { archive: job.config.secondary },
+        { archive: job.config.secondary, cache: this.cacheSettings(job) },
         { onProgress, signal, onLog: this.log(job) },
       );
-      const log = this.log(job);
+      this.noteAll(job, cacheOutcomeNotes(outcome));
       if (outcome.spaceGuard)
-        log(
-          'warn',
-          `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
-        );
+        this.note(job, {
+          level: 'warn',
+          message: `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
+        });
       const { retention } = job.config;
-      if (retention.keep === 'policy') {
+      // Retention works on the secondary; states in the cache wait until they are shipped.
+      if (retention.keep === 'policy' && outcome.location !== 'cache') {
         const { keep: _keep, ...settings } = retention;
         const pruned = await this.engine.call('prune', {
           archive: job.config.secondary,
@@ -248,15 +275,63 @@ export class JobService {
           dryRun: false,
           settings,
         });
+        outcome.pruned = pruned;
+        this.noteAll(job, pruneNotes(pruned));
+        // The cache keeps the secondary's state list for when it is away: not the dropped ones.
         if (pruned.dropped > 0)
-          log(
-            'info',
-            `retention removed ${pruned.dropped} state(s), ${pruned.bytesFreed} bytes freed`,
-          );
+          await this.engine.call('primeCache', {
+            archive: job.config.secondary,
+            cache: this.cacheSettings(job),
+          });
       }
       await this.refresh(job);
       return outcome;
     });
+  }
+
+  /** Ships the cached updates now (the secondary came back and no snapshot is wanted yet). */
+  async flush(id: string): Promise<number[]> {
+    const job = this.job(id);
+    return this.run(job, 'ship', async () => {
+      const r = await this.engine.call('flush', {
+        archive: job.config.secondary,
+        cache: this.cacheSettings(job),
+      });
+      this.noteAll(job, cacheOutcomeNotes({ shipped: r.shipped }));
+      await this.refresh(job);
+      return r.shipped;
+    });
+  }
+
+  /** Pins or unpins a state (retention never removes a pinned state); returns the states. */
+  async pin(p: ParsedParams<'jobs.pin'>): Promise<StateInfo[]> {
+    const job = this.job(p.id);
+    if (!job.secondaryPresent)
+      throw new TidemarkError(
+        'archive.unavailable',
+        `pinning is recorded on the secondary, which is not connected (${job.config.secondary})`,
+        { retryable: true },
+      );
+    const r = await this.engine.call('pin', {
+      archive: job.config.secondary,
+      stateId: p.stateId,
+      pinned: p.pinned,
+    });
+    if (r.changed)
+      this.note(job, {
+        level: 'info',
+        message: `state ${r.state} ${r.pinned ? 'pinned: retention keeps it' : 'unpinned'}`,
+      });
+    await this.refresh(job);
+    this.publish(job);
+    return job.states;
+  }
+
+  private cacheSettings(job: JobRuntime): { cacheDir: string; limitBytes: number } {
+    return {
+      cacheDir: this.cacheDir,
+      limitBytes: job.config.cacheLimitBytes ?? this.globalCacheLimit(),
+    };
   }
 
   async restore(p: ParsedParams<'jobs.restore'>): Promise<RestoreReport | VolumeRestoreReport> {
@@ -277,6 +352,7 @@ export class JobService {
           target,
           rollback: p.overwrite === 'rollback',
           force: p.overwrite === 'force',
+          cacheDir: this.cacheDir,
         },
         { onProgress, signal, onLog: this.log(job) },
       ),
@@ -302,6 +378,7 @@ export class JobService {
           target: where.target,
           rollback: false,
           force: p.overwrite === 'force',
+          cacheDir: this.cacheDir,
           ...(where.path ? { path: where.path } : {}),
         },
         { onProgress, signal, onLog: this.log(job) },
@@ -379,7 +456,8 @@ export class JobService {
       plan.files = m.files;
     } catch (err) {
       if (!isTidemarkError(err)) throw err;
-      plan.problems.push(err.message);
+      // A state only the cache holds is measured by the restore itself (the secondary is away).
+      if (!this.inCache(job, p.stateId)) plan.problems.push(err.message);
     }
     const original = within(job.config.primary, where.target);
     if (original && p.overwrite !== 'force')
@@ -402,11 +480,14 @@ export class JobService {
     const job = this.job(p.id);
     if (job.config.mode === 'volume') return this.planVolumeRestore(job, p);
     const target = await restoreTarget(p.target, job.config.primary, p.stateId);
-    const summary = await this.engine.call('inspect', { archive: job.config.secondary });
+    // While the secondary is away a cached state's size is the primary's (a device keeps its size).
+    const bytes = this.inCache(job, p.stateId)
+      ? ((await fsp.stat(job.config.primary).catch(() => null))?.size ?? 0)
+      : (await this.engine.call('inspect', { archive: job.config.secondary })).primarySize;
     const existing = await fsp.stat(target).catch(() => null);
     const plan: RestorePlan = {
       target,
-      bytes: summary.primarySize,
+      bytes,
       freeBytes: await freeBytes(target),
       targetExists: existing !== null,
       problems: [],
@@ -420,6 +501,11 @@ export class JobService {
         `not enough space: the state needs ${formatBytes(plan.bytes)}, ${formatBytes(plan.freeBytes)} are free`,
       );
     return plan;
+  }
+
+  private inCache(job: JobRuntime, stateId: number): boolean {
+    const location = job.states.find((s) => s.id === stateId)?.location;
+    return location === 'cache' || (location === 'both' && !job.secondaryPresent);
   }
 
   verify(id: string, deep: boolean): Promise<VerifyReport> {
@@ -444,6 +530,23 @@ export class JobService {
   private log(job: JobRuntime): (level: 'info' | 'warn', message: string) => void {
     return (level, message) =>
       (level === 'warn' ? console.warn : console.info)(`tidemark: ${job.config.name}: ${message}`);
+  }
+
+  /** A line for the job's log in the UI (and the app's stderr); warnings also raise a notice. */
+  private note(job: JobRuntime, note: Note): void {
+    job.log = [...job.log, { time: this.now().toISOString(), ...note }].slice(-LOG_LINES);
+    this.log(job)(note.level, note.message);
+    if (note.notify)
+      this.events.emit({
+        type: 'notice',
+        jobId: job.config.id,
+        level: note.level,
+        message: note.message,
+      });
+  }
+
+  private noteAll(job: JobRuntime, notes: Note[]): void {
+    for (const n of notes) this.note(job, n);
   }
 
   private async run<T>(
@@ -499,11 +602,27 @@ export class JobService {
     }
   }
 
+  /**
+   * The job's states, from the secondary and the local cache (each with its `location`); while
+   * the secondary is away, from the cache alone. A secondary without a cache yet gets one, so
+   * that the next point can be cached if the disk goes.
+   */
   private async refresh(job: JobRuntime): Promise<void> {
     job.secondaryPresent = await exists(path.join(job.config.secondary, MANIFEST_NAME));
-    if (!job.secondaryPresent) return;
+    const archive = job.config.secondary;
+    const cache = this.cacheSettings(job);
     try {
-      job.states = await this.engine.call('states', { archive: job.config.secondary });
+      let status = await this.engine.call('cacheStatus', { archive, cache });
+      let primed = await exists(path.join(status.dir, MANIFEST_NAME));
+      if (!primed && job.secondaryPresent) {
+        status = await this.engine.call('primeCache', { archive, cache });
+        primed = true;
+      }
+      job.cache = primed
+        ? { pending: status.pending, bytes: status.bytes, limitBytes: status.limitBytes }
+        : null;
+      if (!job.secondaryPresent && !primed) return;
+      job.states = await this.engine.call('states', { archive, cacheDir: this.cacheDir });
     } catch (err) {
       if (isTidemarkError(err)) job.lastError = err.toInfo();
       else throw err;
@@ -522,6 +641,8 @@ export class JobService {
       nextRunAt: null,
       waiting: null,
       lastProgressEvent: 0,
+      cache: null,
+      log: [],
     };
   }
 
@@ -550,6 +671,8 @@ export class JobService {
       lastError: job.lastError,
       nextRunAt: job.nextRunAt,
       waiting: job.waiting,
+      cache: job.cache ? { ...job.cache } : null,
+      log: job.log,
     };
   }
 

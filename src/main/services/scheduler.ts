@@ -77,7 +77,8 @@ export class Scheduler {
         pausedUntil: pausedUntil ? new Date(pausedUntil) : null,
         lastRun: rt.lastRun,
         onBattery: this.onBattery,
-        secondaryPresent: rt.secondaryPresent,
+        // With the local cache ready, a point is recorded whether the secondary is there or not.
+        secondaryPresent: rt.secondaryPresent || rt.cacheReady,
         now: this.now(),
       });
       this.jobs.setPlan(config.id, decision.dueAt, decision.waiting);
@@ -85,6 +86,9 @@ export class Scheduler {
       if ((decision.runNow || plugged) && !rt.busy) {
         // Failures are on the job's card and raised as events; the schedule carries on.
         void this.jobs.snapshot(config.id).catch(() => undefined);
+      } else if (pluggedIn && rt.cached > 0 && !rt.busy) {
+        // Back, but no point is wanted now: what the cache holds goes to the secondary anyway.
+        void this.jobs.flush(config.id).catch(() => undefined);
       }
     }
   }

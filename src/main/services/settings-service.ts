@@ -24,6 +24,7 @@ export class SettingsService {
     const next: Settings = { ...this.settings };
     if (patch.pausedUntil !== undefined) next.pausedUntil = patch.pausedUntil;
     if (patch.notifications !== undefined) next.notifications = patch.notifications;
+    if (patch.cacheLimitBytes !== undefined) next.cacheLimitBytes = patch.cacheLimitBytes;
     await this.store.saveSettings(next);
     this.settings = next;
     this.events.emit({ type: 'settings', settings: next });

@@ -8,8 +8,9 @@ import type {
   Params,
   RestorePlan,
   RestoreWhat,
+  Settings,
 } from '../../shared/api';
-import type { JobMode, JobView, Schedule } from '../../shared/jobs';
+import type { JobMode, JobView, Retention, Schedule } from '../../shared/jobs';
 import type {
   BrowseReport,
   DiffReport,
@@ -32,6 +33,8 @@ export class AppState {
   /** The last thing that went wrong, written for people; shown in a banner. */
   error = $state<string | null>(null);
   loaded = $state(false);
+  /** App-wide settings (the default cache limit); null until loaded. */
+  settings = $state<Settings | null>(null);
   /** Ticks every 30 s so that ages ("3 min ago") stay true. */
   readonly now = new SvelteDate();
 
@@ -47,6 +50,7 @@ export class AppState {
     setInterval(() => this.now.setTime(Date.now()), 30_000);
     try {
       this.jobs = await this.backend.call('jobs.list', {});
+      this.settings = await this.backend.call('settings.get', {});
       // With a single job, open it: its time slider is what the user came for.
       const only = this.jobs.length === 1 ? this.jobs[0] : undefined;
       if (only) await this.openJob(only.config.id);
@@ -90,6 +94,28 @@ export class AppState {
 
   async updateSchedule(id: string, schedule: Schedule): Promise<boolean> {
     return this.attempt(() => this.backend.call('jobs.update', { id, schedule }));
+  }
+
+  /** Retention and the cache limit of one job (null: the default limit). */
+  async updateKeeping(
+    id: string,
+    retention: Retention,
+    cacheLimitBytes: number | null,
+  ): Promise<boolean> {
+    return this.attempt(() => this.backend.call('jobs.update', { id, retention, cacheLimitBytes }));
+  }
+
+  async setDefaultCacheLimit(cacheLimitBytes: number): Promise<boolean> {
+    return this.attempt(async () => {
+      this.settings = await this.backend.call('settings.update', { cacheLimitBytes });
+    });
+  }
+
+  /** Pins (or unpins) a state: retention never removes a pinned state. */
+  async pin(id: string, stateId: number, pinned: boolean): Promise<void> {
+    await this.attempt(async () => {
+      this.states[id] = await this.backend.call('jobs.pin', { id, stateId, pinned });
+    });
   }
 
   async setPaused(id: string, paused: boolean): Promise<void> {
@@ -193,7 +219,9 @@ export class AppState {
         // A state was added (a scheduled snapshot, a finished baseline): reload the timeline.
         if (
           before &&
-          before.stateCount !== event.job.stateCount &&
+          (before.stateCount !== event.job.stateCount ||
+            // Shipped from the cache: the same states, now on the secondary.
+            (before.cache?.pending ?? 0) !== (event.job.cache?.pending ?? 0)) &&
           this.states[event.job.config.id]
         )
           void this.loadStates(event.job.config.id);
@@ -202,8 +230,11 @@ export class AppState {
       case 'job-removed':
         this.jobs = this.jobs.filter((j) => j.config.id !== event.id);
         break;
-      case 'failure':
       case 'settings':
+        this.settings = event.settings;
+        break;
+      case 'failure':
+      case 'notice':
         break;
     }
   }

@@ -20,6 +20,8 @@ import type { StateRow } from '../catalog.js';
 import { systemClock, type Clock } from '../clock.js';
 import { captureInterval } from '../device/capture.js';
 import { restoreState, type RestoreOptions, type StateSelector } from '../restore.js';
+import { withSpaceGuard } from '../retention/space-guard.js';
+import type { SpaceGuardReport } from '../../../shared/retention.js';
 import { loadStateMap } from '../state-loader.js';
 import { loadVolumeTree } from '../volume/tree-loader.js';
 import { restoreVolumeState, type VolumeRestoreOptions } from '../volume/restore-volume.js';
@@ -64,6 +66,8 @@ export interface CacheSnapshotResult {
   /** Collapses made to keep the cache within its limit (reported, never silent). */
   collapsed: CollapseReport[];
   cache: CacheStatus;
+  /** What the secondary's space guard removed around this point (never silent). */
+  spaceGuard?: SpaceGuardReport;
 }
 
 /**
@@ -127,23 +131,26 @@ async function snapshotToSecondary(
     cacheLock = await ArchiveLock.take(entry.dir);
     const shipped = await ship(entry, archive, options);
     const clock = options.clock ?? systemClock;
-    let changed: boolean;
+    let changed = false;
     let state: StateRow | undefined;
     let tree: VolumeTree | undefined;
-    if (archive.manifest.primary.kind === 'device') {
-      archive.mapCache.mirror = cacheMapOf(entry);
-      const result = await captureInterval(archive, { clock });
-      changed = result.changed;
-      if (result.changed) state = result.state;
-    } else {
-      const done = await snapshotOpenVolume(archive, {
-        clock,
-        ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
-      });
-      changed = done.result.changed;
-      if (done.result.changed) state = done.result.state;
-      tree = done.tree;
-    }
+    // The archive's own space guard (its stored threshold) applies as to a snapshot without cache.
+    const { spaceGuard } = await withSpaceGuard(archive, undefined, async () => {
+      if (archive.manifest.primary.kind === 'device') {
+        archive.mapCache.mirror = cacheMapOf(entry);
+        const result = await captureInterval(archive, { clock });
+        changed = result.changed;
+        if (result.changed) state = result.state;
+      } else {
+        const done = await snapshotOpenVolume(archive, {
+          clock,
+          ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+        });
+        changed = done.result.changed;
+        if (done.result.changed) state = done.result.state;
+        tree = done.tree;
+      }
+    });
     await settleCache(entry, archive, tree);
     return {
       location: 'secondary',
@@ -152,6 +159,7 @@ async function snapshotToSecondary(
       shipped,
       collapsed: [],
       cache: await statusOf(entry, options.limitBytes),
+      ...(spaceGuard ? { spaceGuard } : {}),
     };
   } finally {
     await cacheLock?.release();
@@ -294,6 +302,35 @@ async function statusOf(entry: CacheEntry, limitBytes: number): Promise<CacheSta
     bytes: await entry.pendingBytes(),
     limitBytes,
   };
+}
+
+/**
+ * Makes the cache start from the secondary's latest state (and refreshes the list of the
+ * secondary's states it keeps), so that the first point after a baseline or a prune can already
+ * be cached when the secondary goes away. Ships nothing: that is the next snapshot's or `flush`'s.
+ */
+export async function primeCache(
+  archiveDir: string,
+  settings: CacheSettings,
+): Promise<CacheStatus> {
+  const entry = CacheEntry.of(settings.cacheDir, archiveDir);
+  const archive = await Archive.open(entry.archiveDir, { write: false });
+  let cacheLock: ArchiveLock | null = null;
+  try {
+    if ((await entry.pendingIds()).length > 0) return await statusOf(entry, settings.limitBytes);
+    await entry.adopt(archive.manifest);
+    cacheLock = await ArchiveLock.take(entry.dir);
+    await settleCache(entry, archive);
+    return await statusOf(entry, settings.limitBytes);
+  } finally {
+    await cacheLock?.release();
+    await archive.close();
+  }
+}
+
+/** The cache's pending updates of `archiveDir`, without touching the secondary. */
+export async function cacheStatus(archiveDir: string, settings: CacheSettings): Promise<CacheStatus> {
+  return statusOf(CacheEntry.of(settings.cacheDir, archiveDir), settings.limitBytes);
 }
 
 /** `tidemark flush`: ships the cached updates now; the secondary must be there. */
