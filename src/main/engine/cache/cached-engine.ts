@@ -329,7 +329,10 @@ export async function primeCache(
 }
 
 /** The cache's pending updates of `archiveDir`, without touching the secondary. */
-export async function cacheStatus(archiveDir: string, settings: CacheSettings): Promise<CacheStatus> {
+export async function cacheStatus(
+  archiveDir: string,
+  settings: CacheSettings,
+): Promise<CacheStatus> {
   return statusOf(CacheEntry.of(settings.cacheDir, archiveDir), settings.limitBytes);
 }
 

@@ -1,0 +1,105 @@
+// End to end, for real: what a folder job keeps, through `tidemark serve` in Debian's Chromium:
+// the retention form with the engine's defaults, pinning a state, and the local cache while the
+// archive folder is gone (renamed away) and after it is back.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, type Served } from '../helpers/serve.js';
+import { TidemarkPage } from './tidemark-page.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.resolve(import.meta.dirname, '../../test-results/e2e-keep');
+const TOKEN = 'e2e-keep-token-0123456789';
+const haveChromium = fs.existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`skipping the UI tests: no ${CHROMIUM} (apt-get install chromium)`);
+
+describe.skipIf(!haveChromium)('retention and the local cache in the UI', () => {
+  let dir: string;
+  let served: Served;
+  let context: BrowserContext;
+  let ui: TidemarkPage;
+  const consoleErrors: string[] = [];
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-e2e-keep-'));
+    fs.rmSync(SHOTS, { recursive: true, force: true });
+    served = await startServe(['--token', TOKEN, '--data-dir', path.join(dir, 'data')]);
+    context = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      viewport: { width: 1000, height: 900 },
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
+    ui = new TidemarkPage(page, SHOTS);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await served?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sets retention, pins a state, caches while the secondary is missing and ships after', async () => {
+    const tree = path.join(dir, 'Documents');
+    const archive = path.join(dir, 'usb', 'documents');
+    fs.mkdirSync(tree, { recursive: true });
+    fs.writeFileSync(path.join(tree, 'notes.txt'), 'first\n');
+    const page = ui.page;
+    await page.goto(`${served.url}?token=${TOKEN}`);
+    await ui.createFolderJob(tree, archive);
+    await ui.button('Start baseline').click();
+    await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
+
+    // Retention: the form starts from the engine's policy; a change is saved and shown.
+    const keep = page.getByRole('region', { name: 'Retention settings' });
+    await keep.getByText('Every state is kept.').waitFor();
+    await ui.button('Edit retention').click();
+    await keep.getByRole('checkbox', { name: /Thin out old states/ }).check();
+    const field = (name: string) => keep.getByRole('spinbutton', { name });
+    expect(await field('Keep within (hours)').inputValue()).toBe('24');
+    expect(await field('Keep hourly (hours)').inputValue()).toBe('168');
+    expect(await field('Keep daily (days)').inputValue()).toBe('30');
+    expect(await field('Keep weekly (weeks, empty for ever)').inputValue()).toBe('');
+    await field('Keep daily (days)').fill('10');
+    await field('Keep daily (days)').blur();
+    await field('Cache limit of this job (MiB)').fill('64');
+    await ui.screenshot('retention-form');
+    await ui.button('Save retention').click();
+    await keep.getByText(/one a day for 10 days, one a week beyond/).waitFor();
+    await keep.getByText(/Local cache up to 67\.1 MB\./).waitFor();
+
+    // Pin the selected state; the summary says so.
+    await ui.button('Pin this state').click();
+    await ui.button('Unpin this state').waitFor();
+    await page.getByText(/pinned: retention never removes it/).waitFor();
+
+    // The backup disk goes away: the next point is cached, not failed.
+    fs.renameSync(archive, `${archive}.away`);
+    fs.writeFileSync(path.join(tree, 'notes.txt'), 'second, while away\n');
+    await ui.button('Snapshot now').click();
+    const cacheLine = page.getByRole('note', { name: 'Local cache' });
+    await cacheLine.getByText(/Secondary missing, 1 update cached/).waitFor();
+    await ui.until('the cached state', async () => (await ui.stateCount()) === 2);
+    expect(await ui.slider.getAttribute('aria-valuetext')).toMatch(/in the local cache$/);
+    expect(await ui.button('Pin this state').isDisabled()).toBe(true);
+    await page.getByText('In the local cache only (shipped when the secondary is back)').waitFor();
+    await ui.expectNoErrors();
+    await ui.screenshot('secondary-missing');
+
+    // Back: the next snapshot ships the cached update first, in order.
+    fs.renameSync(`${archive}.away`, archive);
+    await ui.button('Snapshot now').click();
+    const log = page.getByRole('region', { name: 'Activity log' });
+    await log.getByText(/shipped 1 cached update in order \(states 1\)/).waitFor();
+    await ui.until('the cache line to go', async () => (await cacheLine.count()) === 0);
+    expect(await ui.slider.getAttribute('aria-valuetext')).not.toMatch(/local cache/);
+    await ui.screenshot('shipped');
+    expect(consoleErrors).toEqual([]);
+  });
+});
