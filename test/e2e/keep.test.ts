@@ -72,7 +72,7 @@ describe.skipIf(!haveChromium)('retention and the local cache in the UI', () => 
     await ui.screenshot('retention-form');
     await ui.button('Save retention').click();
     await keep.getByText(/one a day for 10 days, one a week beyond/).waitFor();
-    await keep.getByText(/Local cache up to 67\.1 MB\./).waitFor();
+    await keep.getByText(/Local cache up to 67 MB\./).waitFor();
 
     // Pin the selected state; the summary says so.
     await ui.button('Pin this state').click();

@@ -49,6 +49,8 @@ interface JobRuntime {
   lastProgressEvent: number;
   /** The local cache; null until the worker said what it holds. */
   cache: CacheInfo | null;
+  /** The cache's folder for this archive (an archive itself: cached states are read there). */
+  cacheArchive: string | null;
   log: JobLogEntry[];
 }
 
@@ -391,7 +393,7 @@ export class JobService {
   browse(p: ParsedParams<'jobs.browse'>): Promise<BrowseReport> {
     const job = this.volumeJob(p.id);
     return this.engine.call('browse', {
-      archive: job.config.secondary,
+      archive: this.archiveOf(job, p.stateId),
       stateId: p.stateId,
       path: p.path,
       offset: p.offset,
@@ -402,14 +404,14 @@ export class JobService {
   /** What changed between two states of a volume. */
   diff(p: ParsedParams<'jobs.diff'>): Promise<DiffReport> {
     const job = this.volumeJob(p.id);
-    return this.engine.call('diff', { archive: job.config.secondary, from: p.from, to: p.to });
+    return this.engine.call('diff', { archive: this.archiveOf(job, p.to), from: p.from, to: p.to });
   }
 
   /** Entries of a volume state whose name holds the query. */
   search(p: ParsedParams<'jobs.search'>): Promise<SearchReport> {
     const job = this.volumeJob(p.id);
     return this.engine.call('search', {
-      archive: job.config.secondary,
+      archive: this.archiveOf(job, p.stateId),
       stateId: p.stateId,
       query: p.query,
       limit: p.limit,
@@ -448,7 +450,7 @@ export class JobService {
     };
     try {
       const m = await this.engine.call('measure', {
-        archive: job.config.secondary,
+        archive: this.archiveOf(job, p.stateId),
         stateId: p.stateId,
         path: where.path,
       });
@@ -501,6 +503,18 @@ export class JobService {
         `not enough space: the state needs ${formatBytes(plan.bytes)}, ${formatBytes(plan.freeBytes)} are free`,
       );
     return plan;
+  }
+
+  /**
+   * Where a state is read: the secondary, or the cache's own archive for a state that lives
+   * there while the secondary is away (it also holds the secondary's latest state, its base).
+   */
+  private archiveOf(job: JobRuntime, stateId: number): string {
+    if (job.secondaryPresent || !job.cacheArchive) return job.config.secondary;
+    const cachedOrBase =
+      this.inCache(job, stateId) ||
+      stateId === job.states.filter((s) => s.location !== 'cache').at(-1)?.id;
+    return cachedOrBase ? job.cacheArchive : job.config.secondary;
   }
 
   private inCache(job: JobRuntime, stateId: number): boolean {
@@ -621,6 +635,7 @@ export class JobService {
       job.cache = primed
         ? { pending: status.pending, bytes: status.bytes, limitBytes: status.limitBytes }
         : null;
+      job.cacheArchive = primed ? status.dir : null;
       if (!job.secondaryPresent && !primed) return;
       job.states = await this.engine.call('states', { archive, cacheDir: this.cacheDir });
     } catch (err) {
@@ -642,6 +657,7 @@ export class JobService {
       waiting: null,
       lastProgressEvent: 0,
       cache: null,
+      cacheArchive: null,
       log: [],
     };
   }
