@@ -6,6 +6,8 @@ export interface CacheInfo {
   pending: number;
   bytes: number;
   limitBytes: number;
+  /** States collapsed away because the cache was full, since the secondary was last reached. */
+  collapsed: number;
 }
 
 /** One collapse made to keep the cache within its limit: fewer states, no change lost. */

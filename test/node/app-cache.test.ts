@@ -173,6 +173,7 @@ describe('the local cache in the app', () => {
       (j) => j.activity === null && j.log.some((l) => /full/.test(l.message)),
     );
     expect(job.cache?.pending).toBe(1);
+    expect(job.cache?.collapsed).toBe(1);
     expect(job.stateCount).toBe(2);
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({

@@ -177,7 +177,12 @@ function cachedOutcome(r: CacheSnapshotResult): SnapshotOutcome {
     location: r.location,
     shipped: r.shipped,
     collapsed: r.collapsed,
-    cache: { pending: r.cache.pending, bytes: r.cache.bytes, limitBytes: r.cache.limitBytes },
+    cache: {
+      pending: r.cache.pending,
+      bytes: r.cache.bytes,
+      limitBytes: r.cache.limitBytes,
+      collapsed: r.collapsed.reduce((n, c) => n + c.removedStates.length, 0),
+    },
     ...(r.unavailable ? { unavailable: r.unavailable } : {}),
     ...(r.spaceGuard ? { spaceGuard: r.spaceGuard } : {}),
   };

@@ -262,6 +262,8 @@ export class JobService {
         { onProgress, signal, onLog: this.log(job) },
       );
       this.noteAll(job, cacheOutcomeNotes(outcome));
+      const merged = (outcome.collapsed ?? []).reduce((n, c) => n + c.removedStates.length, 0);
+      if (job.cache && merged > 0) job.cache.collapsed += merged;
       if (outcome.spaceGuard)
         this.note(job, {
           level: 'warn',
@@ -632,8 +634,10 @@ export class JobService {
         status = await this.engine.call('primeCache', { archive, cache });
         primed = true;
       }
+      // Collapses are counted until what they left is shipped (the cache then holds nothing).
+      const collapsed = status.pending > 0 ? (job.cache?.collapsed ?? 0) : 0;
       job.cache = primed
-        ? { pending: status.pending, bytes: status.bytes, limitBytes: status.limitBytes }
+        ? { pending: status.pending, bytes: status.bytes, limitBytes: status.limitBytes, collapsed }
         : null;
       job.cacheArchive = primed ? status.dir : null;
       if (!job.secondaryPresent && !primed) return;
