@@ -64,6 +64,15 @@ describe('tray', () => {
     );
   });
 
+  it('says how many updates wait in the local cache while the secondary is missing', () => {
+    const now = new Date(2026, 10, 26, 14, 8);
+    const t = new Date(2026, 10, 26, 14, 5).toISOString();
+    const cache = { pending: 3, bytes: 1000, limitBytes: 2 ** 31, collapsed: 0 };
+    expect(
+      trayTooltip([job({ lastConsistent: state(t), status: 'secondary-missing', cache })], now),
+    ).toBe('Last consistent state: 14:05 (3 min ago)\nlaptop: secondary missing, 3 updates cached');
+  });
+
   it('picks the most urgent colour', () => {
     expect(trayStatus([job({})])).toBe('ok');
     expect(trayStatus([job({}), job({ status: 'secondary-missing' })])).toBe('secondary-missing');

@@ -29,6 +29,10 @@ export function trayTooltip(jobs: JobView[], now: Date): string {
   for (const job of jobs) {
     if (job.lastError) lines.push(`${job.config.name}: ${job.lastError.message}`);
     else if (job.waiting) lines.push(`${job.config.name}: ${job.waiting}`);
+    else if (job.status === 'secondary-missing' && job.cache) {
+      const n = job.cache.pending;
+      lines.push(`${job.config.name}: secondary missing, ${n} update${n === 1 ? '' : 's'} cached`);
+    }
   }
   return lines.join('\n');
 }
