@@ -169,8 +169,15 @@ describe('the local cache in the app', () => {
     fs.renameSync(path.join(dir, 'usb'), path.join(dir, 'away'));
     scribble(image, 1 << 20, 100_000);
     const cachedHash = sha256(image);
+    let progressTotal = 0;
+    a.events.subscribe((e) => {
+      if (e.type === 'job' && e.job.activity?.kind === 'snapshot')
+        progressTotal = Math.max(progressTotal, e.job.activity.total);
+    });
     const outcome = await call<SnapshotOutcome>(a, 'jobs.snapshot', { id });
     expect(outcome).toMatchObject({ location: 'cache', changed: true, cache: { pending: 1 } });
+    // The bar moves (and a cancel can stop it at its next report) with the cache on too.
+    expect(progressTotal).toBeGreaterThan(0);
     const target = path.join(dir, 'restored.img');
     const what = { kind: 'everything' };
     const plan = await call<RestorePlan>(a, 'jobs.planRestore', {
@@ -221,7 +228,10 @@ describe('the local cache in the app', () => {
     const notices: ApiEvent[] = [];
     a.events.subscribe((e) => e.type === 'notice' && notices.push(e));
     const { id, tree, backup } = await volumeJob(a, dir);
-    await call(a, 'jobs.update', { id, cacheLimitBytes: 2 ** 20 });
+    // The default limit (settings) applies to a job without its own.
+    await call(a, 'settings.update', { cacheLimitBytes: 2 ** 20 });
+    expect((await a.dispatch('settings.update', { cacheLimitBytes: -1 })).ok).toBe(false);
+    await call(a, 'jobs.update', { id, cacheLimitBytes: null });
     expect((await a.dispatch('jobs.update', { id, cacheLimitBytes: 1000 })).ok).toBe(false);
 
     fs.renameSync(backup, `${backup}.away`);
@@ -238,6 +248,7 @@ describe('the local cache in the app', () => {
     );
     expect(job.cache?.pending).toBe(1);
     expect(job.cache?.collapsed).toBe(1);
+    expect(job.cache?.limitBytes).toBe(2 ** 20);
     expect(job.stateCount).toBe(2);
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({

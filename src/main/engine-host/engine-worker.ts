@@ -91,7 +91,8 @@ const handlers: Handlers = {
     );
   },
   snapshot: async (p, onProgress) => {
-    if (p.cache) return cachedOutcome(await snapshotWithCache(p.archive, p.cache));
+    if (p.cache)
+      return cachedOutcome(await snapshotWithCache(p.archive, { ...p.cache, onProgress }));
     if (await isVolumeArchive(p.archive)) {
       const r = await snapshotVolume(p.archive);
       const guard = 'spaceGuard' in r && r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};

@@ -548,9 +548,10 @@ export class JobService {
       (level === 'warn' ? console.warn : console.info)(`tidemark: ${job.config.name}: ${message}`);
   }
 
-  /** A line for the job's log in the UI (and the app's stderr); warnings also raise a notice. */
+  /** A line for the job's log in the UI (and the app's stderr), and a notice if it asks for one. */
   private note(job: JobRuntime, note: Note): void {
-    job.log = [...job.log, { time: this.now().toISOString(), ...note }].slice(-LOG_LINES);
+    const entry = { time: this.now().toISOString(), level: note.level, message: note.message };
+    job.log = [...job.log, entry].slice(-LOG_LINES);
     this.log(job)(note.level, note.message);
     if (note.notify)
       this.events.emit({

@@ -44,6 +44,8 @@ export interface CacheSnapshotOptions extends CacheSettings {
   clock?: Clock;
   useSnapshots?: boolean;
   onShipped?: (stateId: number, bytes: number) => void;
+  /** Devices: blocks read of all (throwing from it cancels the point, as without the cache). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface CacheStatus {
@@ -138,7 +140,10 @@ async function snapshotToSecondary(
     const { spaceGuard } = await withSpaceGuard(archive, undefined, async () => {
       if (archive.manifest.primary.kind === 'device') {
         archive.mapCache.mirror = cacheMapOf(entry);
-        const result = await captureInterval(archive, { clock });
+        const result = await captureInterval(archive, {
+          clock,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        });
         changed = result.changed;
         if (result.changed) state = result.state;
       } else {
@@ -234,7 +239,10 @@ async function snapshotToCache(
   try {
     const clock = options.clock ?? systemClock;
     if (manifest.primary.kind === 'device') {
-      const result = await captureInterval(archive, { clock });
+      const result = await captureInterval(archive, {
+        clock,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
       changed = result.changed;
       if (result.changed) state = result.state;
     } else {
