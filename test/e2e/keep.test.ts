@@ -96,9 +96,13 @@ describe.skipIf(!haveChromium)('retention and the local cache in the UI', () => 
     fs.renameSync(`${archive}.away`, archive);
     await ui.button('Snapshot now').click();
     const log = page.getByRole('region', { name: 'Activity log' });
-    await log.getByText(/shipped 1 cached update in order \(states 1\)/).waitFor();
+    await log.getByText(/shipped 1 cached update in order \(state 1\)/).waitFor();
     await ui.until('the cache line to go', async () => (await cacheLine.count()) === 0);
-    expect(await ui.slider.getAttribute('aria-valuetext')).not.toMatch(/local cache/);
+    // The states are reloaded when the job's event says the cache emptied.
+    await ui.until(
+      'the state on the secondary',
+      async () => !/local cache/.test((await ui.slider.getAttribute('aria-valuetext')) ?? ''),
+    );
     await ui.screenshot('shipped');
     expect(consoleErrors).toEqual([]);
   });

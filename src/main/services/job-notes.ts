@@ -18,7 +18,7 @@ export function cacheOutcomeNotes(o: Partial<SnapshotOutcome>): Note[] {
   if (o.shipped && o.shipped.length > 0)
     notes.push({
       level: 'info',
-      message: `secondary back: shipped ${plural(o.shipped.length, 'cached update')} in order (states ${o.shipped.join(', ')})`,
+      message: `secondary back: shipped ${plural(o.shipped.length, 'cached update')} in order (state${o.shipped.length === 1 ? '' : 's'} ${o.shipped.join(', ')})`,
     });
   if (o.location === 'cache') {
     const pending = o.cache?.pending ?? 0;
