@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -320,6 +320,8 @@ class S3Writer implements ObjectWriter {
   length = 0;
   private part: Buffer | null = null;
   private partUsed = 0;
+  /** SHA-256 of the part being filled, fed as bytes arrive: the part is hashed in one pass. */
+  private partHash: Hash | null = null;
   /** Part buffers whose request has ended, reused: at most `parallel + 1` are ever allocated. */
   private readonly free: Buffer[] = [];
   private allocated = 0;
@@ -347,7 +349,9 @@ class S3Writer implements ObjectWriter {
     while (at < data.length) {
       const part = (this.part ??= this.takeBuffer());
       const n = Math.min(data.length - at, part.length - this.partUsed);
-      part.set(data.subarray(at, at + n), this.partUsed);
+      const slice = data.subarray(at, at + n);
+      part.set(slice, this.partUsed);
+      (this.partHash ??= createHash('sha256')).update(slice);
       this.partUsed += n;
       at += n;
       if (this.partUsed === part.length) await this.sendPart();
@@ -373,10 +377,10 @@ class S3Writer implements ObjectWriter {
     const entry: CompletedPart = { PartNumber: number };
     this.parts.push(entry);
     // The buffer belongs to its request until it ends; the next part fills another one.
+    const sha256 = this.takeHash();
     this.part = null;
     this.partUsed = 0;
     const task = (async () => {
-      const sha256 = await payloadSha256(body);
       await this.store.throttle(body.length);
       const out = await this.store.client.send(
         withPayloadSha256(
@@ -407,7 +411,7 @@ class S3Writer implements ObjectWriter {
     try {
       if (this.uploadId === undefined) {
         const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
-        const sha256 = await payloadSha256(body);
+        const sha256 = this.takeHash();
         if (await this.store.exists(this.name)) throw alreadyThere(this.name);
         await this.store.throttle(body.length);
         try {
@@ -464,6 +468,12 @@ class S3Writer implements ObjectWriter {
     }
   }
 
+  private takeHash(): string {
+    const hash = (this.partHash ?? createHash('sha256')).digest('hex');
+    this.partHash = null;
+    return hash;
+  }
+
   private release(): void {
     this.part = null;
     this.free.length = 0;
@@ -482,17 +492,9 @@ class S3Writer implements ObjectWriter {
 }
 
 /**
- * SHA-256 of a request body, hashed on libuv's thread pool (WebCrypto's digest is asynchronous)
- * while the main thread goes on producing the update: hashing 8 MiB parts inline was a third of
- * the main thread's time during an upload.
- */
-async function payloadSha256(body: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', body)).toString('hex');
-}
-
-/**
- * Signs the request with the body's SHA-256 (SigV4's x-amz-content-sha256). The signer takes a
- * hash given in this header as it is instead of hashing the body again on the main thread, and
+ * Signs the request with the body's SHA-256 (SigV4's x-amz-content-sha256), computed while the
+ * part was filled. The signer takes a hash given in this header as it is instead of hashing the
+ * body a second time (its own hash would be another pass over every byte), and
  * the server recomputes it over the bytes it received and refuses the request on a mismatch
  * (XAmzContentSHA256Mismatch; Ceph RGW and AWS both do, see test/node/s3-checksum.test.ts): the
  * checksum of every part and single PUT is confirmed by the server before the object exists.
