@@ -131,9 +131,8 @@ describe('content addresses of encrypted archives', () => {
       expect(shared, name).toEqual([]);
     }
 
-    // And both still verify; every state restores identical (one archive is enough for that).
-    for (const archive of archives.slice(0, 2))
-      expect(JSON.parse(run(['verify', archive, '--json'], stateDir)).ok).toBe(true);
+    // It still verifies, and every state restores identical.
+    expect(JSON.parse(run(['verify', archives[1] as string, '--json'], stateDir)).ok).toBe(true);
     for (const [state, hash] of [
       [0, first],
       [1, second],
