@@ -371,6 +371,10 @@ class S3Writer implements ObjectWriter {
         throw s3Error(err, `uploading ${this.name}`);
       }
     }
+    // Waits for a free slot only now that this part is full: the next part was filled while
+    // `parallel` others were in flight, so a slot that frees is taken at once.
+    while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
     const buffer = this.part as Buffer;
     const body = buffer.subarray(0, this.partUsed);
     const number = this.parts.length + 1;
@@ -403,8 +407,6 @@ class S3Writer implements ObjectWriter {
       .finally(() => this.free.push(buffer));
     const tracked = task.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
-    while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
   }
 
   async commit(): Promise<void> {
