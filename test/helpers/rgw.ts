@@ -28,15 +28,17 @@ export function rgwSkipReason(): string | null {
 
 /**
  * Starts the project's Ceph RGW fixture (test/fixtures/s3) in its own folder and ports, so test
- * files running side by side each have their own server.
+ * files running side by side each have their own server. TIDEMARK_RGW_PORT_OFFSET moves the
+ * ports and the folder, for several checkouts testing on one machine at once.
  */
 export function startRgw(name: string, rgwPort: number, monPort: number): Rgw {
-  const dir = `/tmp/tidemark-rgw-${name}`;
+  const offset = Number(process.env.TIDEMARK_RGW_PORT_OFFSET ?? 0) || 0;
+  const dir = `/tmp/tidemark-rgw-${name}${offset ? `-${offset}` : ''}`;
   const env = {
     ...process.env,
     CEPH_DIR: dir,
-    RGW_PORT: String(rgwPort),
-    MON_PORT: String(monPort),
+    RGW_PORT: String(rgwPort + offset),
+    MON_PORT: String(monPort + offset),
   };
   const out = execFileSync(path.join(FIXTURE, 'start-rgw.sh'), { env, encoding: 'utf8' });
   const vars = Object.fromEntries(

@@ -89,4 +89,61 @@ describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
     expect(Date.now() - t0).toBeGreaterThan(2500);
     await s.close();
   });
+
+  it('bytes changed after the checksum was signed are refused: no object, no unfinished upload', async () => {
+    for (const size of [1000, (11 << 20) + 5]) {
+      const s = store({ partSize: 5 << 20, maxAttempts: 1 });
+      await s.ensureBucket();
+      let flipped = 0;
+      // After signing, just before the bytes go out: as if they were damaged on the way.
+      s.client.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { body?: unknown };
+          if (Buffer.isBuffer(request.body) && request.body.length > 0 && flipped++ === 0) {
+            const copy = Buffer.from(request.body);
+            copy[copy.length >> 1] = (copy[copy.length >> 1] as number) ^ 1;
+            request.body = copy;
+          }
+          return next(args);
+        },
+        { step: 'deserialize', name: 'flipOneByte' },
+      );
+      const w = await s.create('flipped');
+      await w.write(randomBytes(size));
+      await expect(w.commit()).rejects.toThrow(/checksum mismatch, XAmzContentSHA256Mismatch/);
+      expect(flipped).toBeGreaterThan(0);
+      expect(await s.exists('flipped')).toBe(false);
+      expect(await s.list('')).toEqual([]);
+      expect(await s.removeIncomplete()).toBe(0);
+      await s.close();
+    }
+  });
+
+  it('an upload signs the SHA-256 of every body and keeps its part buffers bounded', async () => {
+    const s = store({ partSize: 5 << 20, parallel: 2 });
+    await s.ensureBucket();
+    const signed: string[] = [];
+    s.client.middlewareStack.add(
+      (next) => (args) => {
+        const headers = (args.request as { headers: Record<string, string> }).headers;
+        if (headers['x-amz-content-sha256']) signed.push(headers['x-amz-content-sha256']);
+        return next(args);
+      },
+      { step: 'deserialize', name: 'seeSigned' },
+    );
+    const data = randomBytes(26 << 20);
+    const w = await s.create('signed');
+    for (let at = 0; at < data.length; at += 1 << 20)
+      await w.write(data.subarray(at, at + (1 << 20)));
+    // Parallel 2: the buffers filling and in flight never exceed 3, whatever the object's size.
+    expect((w as unknown as { allocated: number }).allocated).toBeLessThanOrEqual(3);
+    await w.commit();
+    const { createHash } = await import('node:crypto');
+    for (let i = 0; i < 6; i++) {
+      const part = data.subarray(i * (5 << 20), (i + 1) * (5 << 20));
+      expect(signed).toContain(createHash('sha256').update(part).digest('hex'));
+    }
+    expect((await s.read('signed', 0, data.length)).equals(data)).toBe(true);
+    await s.close();
+  });
 });

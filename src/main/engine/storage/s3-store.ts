@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -51,8 +51,10 @@ const WINDOWS_KEPT = 8;
  * as a multipart upload (parts in parallel) otherwise; nothing is visible under the name until
  * the PutObject or CompleteMultipartUpload succeeds, so an interrupted upload leaves at most an
  * unfinished multipart upload, which S3 never lists as an object and `removeIncomplete` aborts.
- * Every part and every single PUT carries Content-MD5, which the server checks, and `commit`
- * confirms the stored length with a HEAD before it resolves.
+ * Every part and every single PUT is signed with the SHA-256 of its body, which the server checks
+ * (see withPayloadSha256), and `commit` confirms the stored length with a HEAD before it resolves.
+ * Parts are filled while earlier ones are in flight (`parallel` at once), so the update streams
+ * to the bucket as it is produced; no update is ever buffered whole.
  *
  * Put-if-absent: PutObject and CompleteMultipartUpload send `If-None-Match: *`; servers that
  * ignore the header (older Ceph RGW on multipart) are covered by a HEAD check just before the
@@ -81,7 +83,7 @@ export class S3Store implements ObjectStore {
       forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
       ...(settings.credentials ? { credentials: settings.credentials } : {}),
       // A streamed or chunked body with the SDK's default CRC trailers gets 411 from Ceph RGW;
-      // integrity comes from Content-MD5 instead, which every S3 server checks.
+      // integrity comes from the signed payload SHA-256 instead (withPayloadSha256).
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: settings.maxAttempts ?? 5,
@@ -316,8 +318,13 @@ export class S3Store implements ObjectStore {
 
 class S3Writer implements ObjectWriter {
   length = 0;
-  private part: Buffer;
+  private part: Buffer | null = null;
   private partUsed = 0;
+  /** SHA-256 of the part being filled, fed as bytes arrive: the part is hashed in one pass. */
+  private partHash: Hash | null = null;
+  /** Part buffers whose request has ended, reused: at most `parallel + 1` are ever allocated. */
+  private readonly free: Buffer[] = [];
+  private allocated = 0;
   private uploadId: string | undefined;
   private readonly parts: CompletedPart[] = [];
   private readonly inFlight = new Set<Promise<void>>();
@@ -328,18 +335,26 @@ class S3Writer implements ObjectWriter {
     private readonly store: S3Store,
     readonly name: string,
     private readonly key: string,
-  ) {
-    this.part = Buffer.allocUnsafe(store.partSize);
+  ) {}
+
+  private takeBuffer(): Buffer {
+    const reused = this.free.pop();
+    if (reused) return reused;
+    this.allocated++;
+    return Buffer.allocUnsafe(this.store.partSize);
   }
 
   async write(data: Uint8Array): Promise<void> {
     let at = 0;
     while (at < data.length) {
-      const n = Math.min(data.length - at, this.part.length - this.partUsed);
-      this.part.set(data.subarray(at, at + n), this.partUsed);
+      const part = (this.part ??= this.takeBuffer());
+      const n = Math.min(data.length - at, part.length - this.partUsed);
+      const slice = data.subarray(at, at + n);
+      part.set(slice, this.partUsed);
+      (this.partHash ??= createHash('sha256')).update(slice);
       this.partUsed += n;
       at += n;
-      if (this.partUsed === this.part.length) await this.sendPart();
+      if (this.partUsed === part.length) await this.sendPart();
     }
     this.length += data.length;
   }
@@ -356,64 +371,68 @@ class S3Writer implements ObjectWriter {
         throw s3Error(err, `uploading ${this.name}`);
       }
     }
-    const body = this.part.subarray(0, this.partUsed);
+    // Waits for a free slot only now that this part is full: the next part was filled while
+    // `parallel` others were in flight, so a slot that frees is taken at once.
+    while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const buffer = this.part as Buffer;
+    const body = buffer.subarray(0, this.partUsed);
     const number = this.parts.length + 1;
     const entry: CompletedPart = { PartNumber: number };
     this.parts.push(entry);
-    // A fresh buffer for the next part: the one in flight belongs to its request until it ends.
-    this.part = Buffer.allocUnsafe(this.store.partSize);
+    // The buffer belongs to its request until it ends; the next part fills another one.
+    const sha256 = this.takeHash();
+    this.part = null;
     this.partUsed = 0;
     const task = (async () => {
       await this.store.throttle(body.length);
       const out = await this.store.client.send(
-        new UploadPartCommand({
-          Bucket: this.store.address.bucket,
-          Key: this.key,
-          UploadId: this.uploadId,
-          PartNumber: number,
-          Body: body,
-          ContentLength: body.length,
-          ContentMD5: md5(body).toString('base64'),
-        }),
+        withPayloadSha256(
+          new UploadPartCommand({
+            Bucket: this.store.address.bucket,
+            Key: this.key,
+            UploadId: this.uploadId,
+            PartNumber: number,
+            Body: body,
+            ContentLength: body.length,
+          }),
+          sha256,
+        ),
       );
       entry.ETag = out.ETag;
-    })().catch((err: unknown) => {
-      this.failure ??= s3Error(err, `uploading ${this.name}`);
-    });
+    })()
+      .catch((err: unknown) => {
+        this.failure ??= s3Error(err, `uploading ${this.name}`);
+      })
+      .finally(() => this.free.push(buffer));
     const tracked = task.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
-    while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
   }
 
   async commit(): Promise<void> {
     try {
       if (this.uploadId === undefined) {
-        const body = this.part.subarray(0, this.partUsed);
-        const digest = md5(body);
+        const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
+        const sha256 = this.takeHash();
         if (await this.store.exists(this.name)) throw alreadyThere(this.name);
         await this.store.throttle(body.length);
-        let out;
         try {
-          out = await this.store.client.send(
-            new PutObjectCommand({
-              Bucket: this.store.address.bucket,
-              Key: this.key,
-              Body: body,
-              ContentLength: body.length,
-              ContentMD5: digest.toString('base64'),
-              IfNoneMatch: '*',
-            }),
+          await this.store.client.send(
+            withPayloadSha256(
+              new PutObjectCommand({
+                Bucket: this.store.address.bucket,
+                Key: this.key,
+                Body: body,
+                ContentLength: body.length,
+                IfNoneMatch: '*',
+              }),
+              sha256,
+            ),
           );
         } catch (err) {
           if (statusOf(err) === 412) throw alreadyThere(this.name);
           throw err;
         }
-        if (out.ETag && out.ETag.replace(/"/g, '') !== digest.toString('hex'))
-          throw new TidemarkError(
-            'archive.io',
-            `${this.name}: the server stored other bytes than were sent (ETag mismatch)`,
-          );
       } else {
         if (this.partUsed > 0) await this.sendPart();
         await Promise.all(this.inFlight);
@@ -447,15 +466,26 @@ class S3Writer implements ObjectWriter {
       await this.abort();
       throw s3Error(err, `committing ${this.name}`);
     } finally {
-      this.part = Buffer.alloc(0);
+      this.release();
     }
+  }
+
+  private takeHash(): string {
+    const hash = (this.partHash ?? createHash('sha256')).digest('hex');
+    this.partHash = null;
+    return hash;
+  }
+
+  private release(): void {
+    this.part = null;
+    this.free.length = 0;
   }
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.inFlight);
     const id = this.uploadId;
     this.uploadId = undefined;
-    this.part = Buffer.alloc(0);
+    this.release();
     // A failed abort (server gone) leaves an unfinished upload, invisible as an object; the next
     // writer's removeIncomplete aborts it.
     if (id) await this.store.abortUpload(this.key, id).catch(() => undefined);
@@ -463,9 +493,38 @@ class S3Writer implements ObjectWriter {
   }
 }
 
-function md5(data: Uint8Array): Buffer {
-  return createHash('md5').update(data).digest();
+/**
+ * Signs the request with the body's SHA-256 (SigV4's x-amz-content-sha256), computed while the
+ * part was filled. The signer takes a hash given in this header as it is instead of hashing the
+ * body a second time (its own hash would be another pass over every byte), and
+ * the server recomputes it over the bytes it received and refuses the request on a mismatch
+ * (XAmzContentSHA256Mismatch; Ceph RGW and AWS both do, see test/node/s3-checksum.test.ts): the
+ * checksum of every part and single PUT is confirmed by the server before the object exists.
+ */
+function withPayloadSha256<C extends UploadPartCommand | PutObjectCommand>(
+  command: C,
+  sha256: string,
+): C {
+  const stack = command.middlewareStack as unknown as PayloadStack;
+  stack.add(
+    (next) => (args) => {
+      args.request.headers['x-amz-content-sha256'] = sha256;
+      return next(args);
+    },
+    { step: 'build', name: 'tidemarkPayloadSha256' },
+  );
+  return command;
 }
+
+type PayloadArgs = { request: { headers: Record<string, string> } };
+type PayloadStack = {
+  add(
+    middleware: (
+      next: (args: PayloadArgs) => Promise<unknown>,
+    ) => (args: PayloadArgs) => Promise<unknown>,
+    options: { step: 'build'; name: string },
+  ): void;
+};
 
 function alreadyThere(name: string): TidemarkError {
   return new TidemarkError('archive.corrupt', `${name} already exists in the archive`);
@@ -510,6 +569,12 @@ export function s3Error(err: unknown, what: string): TidemarkError {
     return new TidemarkError('archive.full', `the bucket is full or over quota (${what})`, {
       cause: err,
     });
+  if (['XAmzContentSHA256Mismatch', 'BadDigest', 'InvalidDigest'].includes(name))
+    return new TidemarkError(
+      'archive.io',
+      `the S3 server received other bytes than were sent (checksum mismatch, ${name}); nothing was stored (${what})`,
+      { cause: err, retryable: true },
+    );
   if (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code) ||
     name === 'TimeoutError' ||
