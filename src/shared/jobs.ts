@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { ErrorInfo } from './errors.js';
 import { MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES } from './job-constants.js';
-import type { StateInfo } from './states.js';
+import type { SecondaryStatus, StateInfo } from './states.js';
 
 // Re-exported so that Node code has one module to import; the renderer imports
 // job-constants.ts directly, which keeps zod out of its bundle.
@@ -100,4 +100,6 @@ export interface JobView {
   nextRunAt: string | null;
   /** Why the next snapshot waits ("Paused on battery"), or null. */
   waiting: string | null;
+  /** Fan-out: each extra secondary of the archive and its last state (absent: none). */
+  secondaries?: SecondaryStatus[];
 }

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
+import { fanOut, secondaryStatuses } from '../engine/fanout/fan-out.js';
 import { readManifest } from '../engine/archive.js';
 import type { StateRow } from '../engine/catalog.js';
 import {
@@ -94,6 +95,10 @@ const handlers: Handlers = {
       ? { changed: true, state: stateInfo(r.state), ...guard }
       : { changed: false, ...guard };
   },
+  secondaries: async (p) =>
+    p.ship
+      ? fanOut(p.archive, p.targets, { cacheDir: p.cacheDir })
+      : secondaryStatuses(p.archive, p.targets, p.cacheDir),
   states: async (p) =>
     (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive),
   restore: async (p, onProgress) => {

@@ -9,6 +9,7 @@ import type {
   FileVersion,
   SearchReport,
   RestoreReport,
+  SecondaryStatus,
   StateInfo,
   VerifyReport,
   VolumeMeasure,
@@ -33,6 +34,11 @@ export interface EngineMethods {
   };
   snapshot: { params: { archive: string }; result: SnapshotOutcome };
   states: { params: { archive: string }; result: StateInfo[] };
+  /** Fan-out: ships what each extra secondary lacks (`ship` false: only reports where each is). */
+  secondaries: {
+    params: { archive: string; targets: string[]; cacheDir: string; ship: boolean };
+    result: SecondaryStatus[];
+  };
   restore: {
     params: {
       archive: string;

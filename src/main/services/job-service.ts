@@ -20,6 +20,7 @@ import type {
   FileVersion,
   SearchReport,
   RestoreReport,
+  SecondaryStatus,
   StateInfo,
   VerifyReport,
   VolumeRestoreReport,
@@ -30,6 +31,7 @@ import type { ConfigStore } from './config-store.js';
 import { formatBytes } from '../cli/format-human.js';
 import { checkChoice, freeBytes, listDrives } from './drives.js';
 import type { EventBus } from './event-bus.js';
+import { secondariesOf } from './secondary-registry.js';
 
 export type Now = () => Date;
 
@@ -44,6 +46,7 @@ interface JobRuntime {
   nextRunAt: string | null;
   waiting: string | null;
   lastProgressEvent: number;
+  secondaries: SecondaryStatus[];
 }
 
 /** Progress events per job at most this often: enough for a smooth bar, cheap over SSE. */
@@ -254,6 +257,7 @@ export class JobService {
             `retention removed ${pruned.dropped} state(s), ${pruned.bytesFreed} bytes freed`,
           );
       }
+      await this.fanOut(job, true);
       await this.refresh(job);
       return outcome;
     });
@@ -499,7 +503,32 @@ export class JobService {
     }
   }
 
+  /**
+   * Fan-out: ships the new update to each extra secondary (`secondary add` on the CLI, same data
+   * dir), or only reads where each is; one that is away is reported in the job, never an error.
+   */
+  private async fanOut(job: JobRuntime, ship: boolean): Promise<void> {
+    const archive = path.resolve(job.config.secondary);
+    const targets = await secondariesOf(archive, this.store.dataDir);
+    if (targets.length === 0) {
+      job.secondaries = [];
+      return;
+    }
+    try {
+      job.secondaries = await this.engine.call('secondaries', {
+        archive,
+        targets,
+        cacheDir: path.join(this.store.dataDir, 'cache'),
+        ship,
+      });
+    } catch (err) {
+      if (!isTidemarkError(err)) throw err;
+      this.log(job)('warn', `extra secondaries: ${err.message}`);
+    }
+  }
+
   private async refresh(job: JobRuntime): Promise<void> {
+    if (job.secondaries.length === 0) await this.fanOut(job, false);
     job.secondaryPresent = await exists(path.join(job.config.secondary, MANIFEST_NAME));
     if (!job.secondaryPresent) return;
     try {
@@ -522,6 +551,7 @@ export class JobService {
       nextRunAt: null,
       waiting: null,
       lastProgressEvent: 0,
+      secondaries: [],
     };
   }
 
@@ -550,6 +580,7 @@ export class JobService {
       lastError: job.lastError,
       nextRunAt: job.nextRunAt,
       waiting: job.waiting,
+      ...(job.secondaries.length > 0 ? { secondaries: job.secondaries } : {}),
     };
   }
 

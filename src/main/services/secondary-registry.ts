@@ -11,18 +11,18 @@ const registryFile = z.object({
 });
 type Registry = z.output<typeof registryFile>;
 
-function registryPath(): string {
-  return path.join(defaultDataDir(), 'secondaries.json');
+function registryPath(dataDir = defaultDataDir()): string {
+  return path.join(dataDir, 'secondaries.json');
 }
 
-async function read(): Promise<Registry> {
-  return readJson(registryPath(), registryFile, { version: 1, archives: {} });
+async function read(dataDir?: string): Promise<Registry> {
+  return readJson(registryPath(dataDir), registryFile, { version: 1, archives: {} });
 }
 
 /** The extra secondaries of `archive` (a normalised name: absolute path or s3:// URL). */
-export async function secondariesOf(archive: string): Promise<string[]> {
+export async function secondariesOf(archive: string, dataDir?: string): Promise<string[]> {
   // An unreadable registry (another user's data dir) must not break commands that never use it.
-  const registry = await read().catch(() => undefined);
+  const registry = await read(dataDir).catch(() => undefined);
   return registry?.archives[archive]?.secondaries ?? [];
 }
 
