@@ -154,7 +154,7 @@ describe('fan-out to several folder secondaries', () => {
     expect(statusOf(viaCache.secondaries, usb).shipped).toEqual([5]);
     sums.push(sha256(image));
     expect(restoredSha(usb, 5, work)).toBe(sums[5]);
-  });
+  }, 240_000);
 
   it('prune on one leaves the other alone; the pruned one still takes later updates', () => {
     const { work, image, arch, usb, nas, sums } = setup();
@@ -192,7 +192,7 @@ describe('fan-out to several folder secondaries', () => {
     expect(restoredSha(usb, 4, work)).toBe(sums[4]);
     expect(JSON.parse(ok('verify', usb, '--json')).ok).toBe(true);
     expectAllRestore(nas, sums, work);
-  });
+  }, 240_000);
 
   it('a kill while shipping to one leaves it consistent; the next flush finishes', () => {
     const { work, image, arch, usb, nas, sums } = setup();
@@ -216,7 +216,7 @@ describe('fan-out to several folder secondaries', () => {
     expect(statusOf(done.secondaries, nas)).toMatchObject({ behind: 0, queued: 0 });
     expectAllRestore(nas, sums, work);
     expect(tidemarkJson<StateInfo[]>('states', usb).map((s) => s.id)).toEqual([0, 1, 2, 3]);
-  });
+  }, 240_000);
 
   it('bad input: the archive itself, twice the same, unknown subcommand, removal', () => {
     const { arch, usb, work } = setup();
@@ -236,8 +236,56 @@ describe('fan-out to several folder secondaries', () => {
       [path.join(work, 'nas')],
     );
     expect(fs.existsSync(path.join(usb, 'tidemark.json'))).toBe(true);
-  });
+  }, 240_000);
 });
+
+describe('fan-out of a folder (volume) archive', () => {
+  it('a secondary away for two points catches up; its trees restore identical', () => {
+    const work = tempDir();
+    const tree = path.join(work, 'tree');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'first\n');
+    fs.writeFileSync(path.join(tree, 'big.bin'), randomFillSync(Buffer.alloc(300_000)));
+    const arch = path.join(work, 'arch');
+    const usb = path.join(work, 'usb');
+    ok('init', tree, arch);
+    ok('secondary', 'add', arch, usb);
+    const copies = [snapshotOf(tree, work, 0)];
+    fs.renameSync(usb, `${usb}.away`);
+    fs.writeFileSync(path.join(tree, 'b.txt'), 'second\n');
+    expect(statusOf(point(arch, '--no-btrfs-snapshot').secondaries, usb).behind).toBe(1);
+    copies.push(snapshotOf(tree, work, 1));
+    const fd = fs.openSync(path.join(tree, 'big.bin'), 'r+');
+    fs.writeSync(fd, randomFillSync(Buffer.alloc(5000)), 0, 5000, 70_000);
+    fs.closeSync(fd);
+    expect(statusOf(point(arch, '--no-btrfs-snapshot').secondaries, usb).behind).toBe(2);
+    copies.push(snapshotOf(tree, work, 2));
+    fs.renameSync(`${usb}.away`, usb);
+    ok('flush', arch);
+    fs.renameSync(arch, `${arch}.gone`);
+    for (let k = 0; k <= 2; k++) {
+      const out = path.join(work, `out-${k}`);
+      ok('restore', usb, '--state', String(k), '--to', out);
+      expect(digest(out), `state ${k}`).toEqual(digest(copies[k]!));
+    }
+  }, 240_000);
+});
+
+/** A copy of the tree as it is now, to compare restores with. */
+function snapshotOf(tree: string, work: string, k: number): string {
+  const copy = path.join(work, `copy-${k}`);
+  fs.cpSync(tree, copy, { recursive: true });
+  return copy;
+}
+
+function digest(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rel of fs.readdirSync(root, { recursive: true }) as string[]) {
+    const p = path.join(root, rel);
+    out[rel] = fs.statSync(p).isDirectory() ? 'dir' : sha256(p);
+  }
+  return out;
+}
 
 describe('fan-out with encryption', () => {
   it('an encrypted and a plain secondary of one archive: no plaintext on the encrypted one', () => {
@@ -278,7 +326,7 @@ describe('fan-out with encryption', () => {
     ).toBe(true);
     expect(tidemark('states', vault).code).not.toBe(0);
     expectAllRestore(vault, sums, work, '--passphrase-file', pw);
-  });
+  }, 240_000);
 });
 
 const skip = rgwSkipReason();
@@ -353,5 +401,5 @@ describe.skipIf(skip !== null)('fan-out to a bucket (Ceph RGW)', () => {
     expect(statusOf(flushed.secondaries, named)).toMatchObject({ shipped: [2, 3], behind: 0 });
     fs.rmSync(process.env.TIDEMARK_STATE_DIR!, { recursive: true, force: true });
     expectAllRestore(bucket, sums, work, '--passphrase-file', pw);
-  }, 120_000);
+  }, 240_000);
 });

@@ -62,7 +62,7 @@ export function describeSecondaries(list: SecondaryStatus[]): string[] {
     const shipped = s.shipped?.length ? `, shipped ${s.shipped.join(', ')}` : '';
     const behind = s.behind > 0 ? `, ${s.behind} state(s) behind, ${s.queued} queued` : '';
     const why = s.error ? `: ${s.error}` : '';
-    return `secondary ${s.target}: ${s.reachable ? 'reachable' : 'away'}, last ${last}${shipped}${behind}${why}`;
+    return `secondary ${s.target}: ${s.reachable ? 'reachable' : 'not reachable'}, last ${last}${shipped}${behind}${why}`;
   });
 }
 
