@@ -303,6 +303,9 @@ describe('fan-out with encryption', () => {
       pw,
     );
     expect(added.encrypted).toBe(true);
+    // A second encrypted one shares the archive id: its machine-local index must stay its own.
+    const vault2 = path.join(work, 'vault2');
+    ok('secondary', 'add', arch, vault2, '--encrypt', '--passphrase-file', pw);
     const marker = Buffer.from('FANOUT-PLAINTEXT-MARKER-'.repeat(600)).subarray(0, BLOCK);
     write(image, 50, marker);
     // Without the passphrase the encrypted one cannot take it: it falls behind, the rest go on.
@@ -325,7 +328,27 @@ describe('fan-out with encryption', () => {
       fs.readFileSync(path.join(usb, 'updates', '0000000001.tmu')).includes('FANOUT-PLAINTEXT'),
     ).toBe(true);
     expect(tidemark('states', vault).code).not.toBe(0);
+    ok(
+      'prune',
+      vault2,
+      '--now',
+      '2030-01-01T00:00:00Z',
+      '--keep-within',
+      '1h',
+      '--keep-hourly',
+      '0',
+      '--keep-daily',
+      '0',
+      '--keep-weekly',
+      '0',
+      '--passphrase-file',
+      pw,
+    );
+    const ids = (a: string) =>
+      tidemarkJson<StateInfo[]>('states', a, '--passphrase-file', pw).map((s) => s.id);
+    expect(ids(vault2)).toEqual([2]);
     expectAllRestore(vault, sums, work, '--passphrase-file', pw);
+    expect(restoredSha(vault2, 2, work, '--passphrase-file', pw)).toBe(sums[2]);
   }, 240_000);
 });
 

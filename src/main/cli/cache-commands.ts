@@ -60,6 +60,15 @@ function registryPath(): string {
   return path.join(defaultDataDir(), 'cache-settings.json');
 }
 
+/** The cache folder remembered for `archiveDir`, if any (fan-out keeps its queues there). */
+export async function rememberedCacheDir(archiveDir: string): Promise<string | undefined> {
+  const registry = await readJson(registryPath(), settingsFile, {
+    version: 1 as const,
+    archives: {},
+  }).catch(() => undefined);
+  return registry?.archives[path.resolve(archiveDir)]?.cacheDir;
+}
+
 /** The cache settings of `archiveDir`: the flags, else what was remembered; undefined: cache off. */
 async function settingsFor(
   archiveDir: string,

@@ -14,6 +14,7 @@ import {
 } from '../engine/fanout/fan-out.js';
 import { defaultDataDir } from '../services/data-dir.js';
 import { forgetSecondary, recordSecondary, secondariesOf } from '../services/secondary-registry.js';
+import { rememberedCacheDir } from './cache-commands.js';
 import { shortHash } from './format-human.js';
 import { parse, type Options } from './parse-args.js';
 
@@ -33,6 +34,12 @@ const OPTIONS: Options = { 'cache-dir': { type: 'string' }, json: { type: 'boole
 
 export function defaultCacheDir(): string {
   return path.join(defaultDataDir(), 'cache');
+}
+
+/** --cache-dir, else the folder remembered for the archive's local cache, else the default. */
+async function cacheDirOf(dir: string, flag: unknown): Promise<string> {
+  if (typeof flag === 'string') return path.resolve(flag);
+  return (await rememberedCacheDir(dir)) ?? defaultCacheDir();
 }
 
 async function nameOf(archive: string): Promise<string> {
@@ -80,9 +87,7 @@ export async function runSecondaryCommand(
       const target = await nameOf(pos[1] as string);
       if ((await secondariesOf(dir)).includes(target))
         throw new TidemarkError('usage', `${target} is already a secondary of ${dir}`);
-      const cacheDir = path.resolve(
-        (values['cache-dir'] as string | undefined) ?? defaultCacheDir(),
-      );
+      const cacheDir = await cacheDirOf(pos[0] as string, values['cache-dir']);
       const status = await addSecondary(dir, target, { cacheDir });
       await recordSecondary(dir, target);
       if (values.json) out(JSON.stringify(status));
@@ -92,9 +97,7 @@ export async function runSecondaryCommand(
     case 'list': {
       const { values, args: pos } = parse(args, OPTIONS, 1);
       const dir = pos[0] as string;
-      const cacheDir = path.resolve(
-        (values['cache-dir'] as string | undefined) ?? defaultCacheDir(),
-      );
+      const cacheDir = await cacheDirOf(pos[0] as string, values['cache-dir']);
       const list = await secondaryStatuses(dir, await mirrorsOf(dir), cacheDir);
       if (values.json) out(JSON.stringify(list));
       else if (list.length === 0) out('no extra secondary');
@@ -107,9 +110,7 @@ export async function runSecondaryCommand(
       const target = await nameOf(pos[1] as string);
       if (!(await forgetSecondary(dir, target)))
         throw new TidemarkError('usage', `${target} is not a secondary of ${dir}`);
-      const cacheDir = path.resolve(
-        (values['cache-dir'] as string | undefined) ?? defaultCacheDir(),
-      );
+      const cacheDir = await cacheDirOf(pos[0] as string, values['cache-dir']);
       await dropSecondaryQueue(dir, target, cacheDir);
       if (values.json) out(JSON.stringify({ removed: target }));
       else out(`removed ${target} from the secondaries of ${dir} (its archive is kept)`);

@@ -5,6 +5,7 @@
  * local cache folder and shipped to those that can be reached; one that is away falls behind and
  * catches up in order later. The facade the CLI and the services call.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -360,6 +361,7 @@ export async function addSecondary(
         primary: manifest.primary,
         ...(manifest.volume ? { volume: manifest.volume } : {}),
         ...(encryption ? { encryption } : {}),
+        replicaId: randomBytes(8).toString('hex'),
       });
       const writer = await store.create(MANIFEST_NAME);
       await writer.write(Buffer.from(JSON.stringify(own, null, 2) + '\n'));

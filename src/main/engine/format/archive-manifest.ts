@@ -35,6 +35,11 @@ export interface ArchiveManifest {
   volume?: VolumeSettings;
   /** Only for an encrypted archive (manifest version 2): how its data key is kept. */
   encryption?: EncryptionInfo;
+  /**
+   * Only for an extra secondary made by `secondary add` (fan-out): it shares `archiveId` with the
+   * archive it mirrors, and this tells its machine-local files apart from that archive's.
+   */
+  replicaId?: string;
 }
 
 export function newManifest(fields: Omit<ArchiveManifest, 'format' | 'version'>): ArchiveManifest {
@@ -83,7 +88,9 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
     m.blockSize > 0 &&
     (kind === 'device' || (kind === 'volume' && Array.isArray(m.volume?.excludes))) &&
     typeof m.primary.path === 'string' &&
-    Number.isInteger(m.primary.size);
+    Number.isInteger(m.primary.size) &&
+    // It names a local folder: never a path.
+    (m.replicaId === undefined || /^[0-9a-f]{16}$/.test(String(m.replicaId)));
   if (!valid)
     throw new TidemarkError(
       'archive.corrupt',
