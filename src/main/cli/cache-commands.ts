@@ -141,7 +141,13 @@ export async function runCacheCommand(
       };
       const guess = tryParse(rest, options);
       if (!guess || guess.positionals.length !== 1) return undefined;
-      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      const dir = guess.positionals[0] as string;
+      // Extra secondaries alone do not take the live (native watcher) watch of a folder away.
+      const asked =
+        guess.values['cache-dir'] !== undefined || guess.values['cache-limit'] !== undefined;
+      if (guess.values.every === undefined && !asked && !(await rememberedCacheDir(dir)))
+        return undefined;
+      const settings = await settingsFor(dir, guess.values);
       if (!settings) return undefined;
       return watch(rest, options, settings, out);
     }
