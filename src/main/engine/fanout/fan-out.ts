@@ -108,10 +108,19 @@ function needed(sources: Sources, from: number): { rows: StateRow[]; gap?: strin
 /** Copies into the queue the updates the secondary lacks; returns why it cannot catch up, if so. */
 async function fillQueue(queue: MirrorQueue, sources: Sources): Promise<string | undefined> {
   const from = (await queue.knownLatest()) ?? -1;
-  const { rows, gap } = needed(sources, from);
-  if (gap) return gap;
+  let { rows, gap } = needed(sources, from);
   const store = queue.store();
   try {
+    if (gap) {
+      // Queued states the archive no longer has on their own (the local cache collapsed them when
+      // full): if the secondary has not received them, they are replaced by what replaced them.
+      const seen = (await queue.readView())?.states.at(-1)?.id ?? -1;
+      const again = needed(sources, seen);
+      if (again.gap) return gap;
+      for (const q of await queue.updates()) if (q.id > seen) await store.delete(q.name);
+      rows = again.rows;
+      gap = undefined;
+    }
     for (const row of rows) {
       const { archive } = sources.rows.get(row.id) as { archive: Archive };
       if (await store.exists(row.update)) continue;
