@@ -58,7 +58,14 @@ export async function fanOutAfter(
 ): Promise<SecondaryStatus[] | undefined> {
   const targets = await mirrorsOf(dir);
   if (targets.length === 0) return undefined;
-  return fanOut(dir, targets, { cacheDir });
+  try {
+    return await fanOut(dir, targets, { cacheDir });
+  } catch (err) {
+    // The point itself is committed: a fan-out that cannot start is reported, not a failure.
+    if (!(err instanceof TidemarkError)) throw err;
+    process.stderr.write(`tidemark: extra secondaries not reached: ${err.message}\n`);
+    return undefined;
+  }
 }
 
 export function describeSecondaries(list: SecondaryStatus[]): string[] {

@@ -199,7 +199,22 @@ export async function fanOut(
     for (const target of targets) {
       const queue = MirrorQueue.of(options.cacheDir, archiveDir, target);
       await queue.ensure();
-      const lock = await ArchiveLock.take(queue.dir);
+      let lock: ArchiveLock;
+      try {
+        lock = await ArchiveLock.take(queue.dir);
+      } catch (err) {
+        // Another process ships to it now (a watch beside a flush): it is reported, not awaited.
+        if (!(err instanceof TidemarkError)) throw err;
+        out.push(
+          statusOf(target, await queue.readView(), {
+            reachable: false,
+            queued: (await queue.updates()).length,
+            behind: 0,
+            error: err.message,
+          }),
+        );
+        continue;
+      }
       try {
         out.push(await fanOutOne(queue, sources, clock, options));
       } finally {
