@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { MIN_CACHE_LIMIT_BYTES, type CacheInfo } from './cache.js';
 import type { ErrorInfo } from './errors.js';
 import { MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES } from './job-constants.js';
-import type { StateInfo } from './states.js';
+import type { SecondaryStatus, StateInfo } from './states.js';
 
 // Re-exported so that Node code has one module to import; the renderer imports
 // job-constants.ts directly, which keeps zod out of its bundle.
@@ -115,6 +115,8 @@ export interface JobView {
   cache: CacheInfo | null;
   /** What the job did lately that people should read (cache, retention), newest last. */
   log: JobLogEntry[];
+  /** Fan-out: each extra secondary of the archive and its last state (absent: none). */
+  secondaries?: SecondaryStatus[];
 }
 
 export interface JobLogEntry {

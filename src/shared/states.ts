@@ -144,3 +144,29 @@ export interface VolumeMeasure {
   files: number;
   bytes: number;
 }
+
+/**
+ * One extra secondary of an archive (fan-out: another disk, a bucket), as `secondary list --json`,
+ * `snapshot --json` (`secondaries`) and the app's job status show it.
+ */
+export interface SecondaryStatus {
+  /** An absolute folder path or `s3://BUCKET/PREFIX`. */
+  target: string;
+  encrypted: boolean;
+  /** Whether it could be reached just now. */
+  reachable: boolean;
+  /** Its newest state, as of the last time it was reached (null: it holds none yet). */
+  lastState: { id: number; time: string; stateHash: string } | null;
+  /** States it holds (its own retention decides which). */
+  states: number;
+  /** Updates waiting for it in the local cache. */
+  queued: number;
+  /** States the archive has after its newest one. */
+  behind: number;
+  /** States shipped to it by this run, oldest first (snapshot, flush). */
+  shipped?: number[];
+  /** When it was last reached (ISO 8601). */
+  lastContact?: string;
+  /** Why it is behind (away, full, wrong disk...). */
+  error?: string;
+}

@@ -382,15 +382,16 @@ describe('a primary whose size changed since init', () => {
 // 5. Archives of a newer format
 
 describe('an archive written by a newer Tidemark', () => {
-  // Version 2 is an encrypted archive (docs/FORMAT.md): 3 is the first this build cannot read.
-  it('a manifest of version 3: every command says the archive is newer and to update Tidemark', () => {
+  // Version 2 is an encrypted archive, 3 an encrypted extra secondary (docs/FORMAT.md): 4 is the
+  // first this build cannot read.
+  it('a manifest of version 4: every command says the archive is newer and to update Tidemark', () => {
     const { dir, primary, archive } = archived();
     const manifestFile = path.join(archive, 'tidemark.json');
     const original = fs.readFileSync(manifestFile, 'utf8');
     const manifest = JSON.parse(original) as { version: number };
     expect(manifest.version).toBe(1);
     const b = baseline(archive, primary);
-    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, version: 3 }, null, 2) + '\n');
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, version: 4 }, null, 2) + '\n');
     const files = tree(archive);
     const target = path.join(dir, 'restored.img');
     for (const args of [
@@ -403,7 +404,7 @@ describe('an archive written by a newer Tidemark', () => {
     ]) {
       expectRefused(
         tidemark(...args),
-        /uses archive format 3, newer than this Tidemark reads \(2\): update Tidemark/,
+        /uses archive format 4, newer than this Tidemark reads \(3\): update Tidemark/,
       );
       expect(tree(archive), args.join(' ')).toEqual(files);
     }

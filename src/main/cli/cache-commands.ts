@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { TidemarkError } from '../../shared/errors.js';
-import type { StateInfo } from '../../shared/states.js';
+import type { SecondaryStatus, StateInfo } from '../../shared/states.js';
 import {
   flushCache,
   restoreFromCache,
@@ -24,6 +24,13 @@ import { formatBytes, shortHash } from './format-human.js';
 import { parseDuration } from './volume-commands.js';
 import { parseSize } from './parse-size.js';
 import { parse, tryParse, type Options } from './parse-args.js';
+import {
+  defaultCacheDir,
+  describeSecondaries,
+  fanOutAfter,
+  mirrorsOf,
+} from './secondary-commands.js';
+import { knownStatesOf } from '../engine/fanout/fan-out.js';
 
 export const CACHE_USAGE = `
   snapshot <archive-dir> [--cache-dir DIR] [--cache-limit SIZE]
@@ -53,6 +60,15 @@ function registryPath(): string {
   return path.join(defaultDataDir(), 'cache-settings.json');
 }
 
+/** The cache folder remembered for `archiveDir`, if any (fan-out keeps its queues there). */
+export async function rememberedCacheDir(archiveDir: string): Promise<string | undefined> {
+  const registry = await readJson(registryPath(), settingsFile, {
+    version: 1 as const,
+    archives: {},
+  }).catch(() => undefined);
+  return registry?.archives[path.resolve(archiveDir)]?.cacheDir;
+}
+
 /** The cache settings of `archiveDir`: the flags, else what was remembered; undefined: cache off. */
 async function settingsFor(
   archiveDir: string,
@@ -70,6 +86,9 @@ async function settingsFor(
     ? await readJson(file, settingsFile, empty)
     : await readJson(file, settingsFile, empty).catch(() => empty);
   const known = registry.archives[abs];
+  // Fan-out queues its updates in the local cache: an archive with extra secondaries has it on.
+  if (!asked && !known && (await mirrorsOf(archiveDir).catch(() => [])).length > 0)
+    return { cacheDir: defaultCacheDir(), limitBytes: DEFAULT_CACHE_LIMIT };
   if (!asked) return known;
   const settings: CacheSettings = {
     cacheDir: path.resolve(
@@ -122,7 +141,13 @@ export async function runCacheCommand(
       };
       const guess = tryParse(rest, options);
       if (!guess || guess.positionals.length !== 1) return undefined;
-      const settings = await settingsFor(guess.positionals[0] as string, guess.values);
+      const dir = guess.positionals[0] as string;
+      // Extra secondaries alone do not take the live (native watcher) watch of a folder away.
+      const asked =
+        guess.values['cache-dir'] !== undefined || guess.values['cache-limit'] !== undefined;
+      if (guess.values.every === undefined && !asked && !(await rememberedCacheDir(dir)))
+        return undefined;
+      const settings = await settingsFor(dir, guess.values);
       if (!settings) return undefined;
       return watch(rest, options, settings, out);
     }
@@ -142,8 +167,9 @@ async function snapshot(
     ...settings,
     ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
   });
-  if (values.json) out(JSON.stringify(result));
-  else for (const line of describeSnapshot(result)) out(line);
+  const secondaries = await fanOutAfter(args[0] as string, settings.cacheDir);
+  if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
+  else for (const line of describeSnapshot(result, secondaries)) out(line);
   if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
     process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
   return 0;
@@ -185,8 +211,9 @@ async function watch(
           ...settings,
           ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
         });
-        if (values.json) out(JSON.stringify(result));
-        else for (const line of describeSnapshot(result)) out(line);
+        const secondaries = await fanOutAfter(args[0] as string, settings.cacheDir);
+        if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
+        else for (const line of describeSnapshot(result, secondaries)) out(line);
         if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
           process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
       } catch (err) {
@@ -200,8 +227,8 @@ async function watch(
   return 0;
 }
 
-function describeSnapshot(r: CacheSnapshotResult): string[] {
-  const lines: string[] = [];
+function describeSnapshot(r: CacheSnapshotResult, secondaries?: SecondaryStatus[]): string[] {
+  const lines: string[] = describeSecondaries(secondaries ?? []);
   if (r.shipped.length > 0)
     lines.push(
       `shipped ${r.shipped.length} cached update(s) to the secondary: states ${r.shipped.join(', ')}`,
@@ -246,11 +273,17 @@ async function states(
   json: boolean,
   out: Out,
 ): Promise<number> {
-  const list = await statesWithLocation(
-    dir,
-    settings?.cacheDir ?? path.join(defaultDataDir(), 'cache'),
-    () => listSecondary(dir),
-  );
+  const cacheDir = settings?.cacheDir ?? path.join(defaultDataDir(), 'cache');
+  const list = await statesWithLocation(dir, cacheDir, () => listSecondary(dir));
+  const mirrors = await mirrorsOf(dir);
+  if (mirrors.length > 0) {
+    // Which extra secondaries hold each state (as of the last time each was reached).
+    const held = await knownStatesOf(dir, mirrors, cacheDir);
+    for (const s of list)
+      (s as typeof s & { secondaries: string[] }).secondaries = mirrors.filter((m) =>
+        held.get(m)?.has(s.id),
+      );
+  }
   if (json) out(JSON.stringify(list));
   else
     for (const s of list)
@@ -267,11 +300,21 @@ async function flush(rest: string[], out: Out): Promise<number> {
     cacheDir: path.join(defaultDataDir(), 'cache'),
     limitBytes: DEFAULT_CACHE_LIMIT,
   };
-  const result = await flushCache(dir, settings);
-  if (values.json) out(JSON.stringify(result));
-  else if (result.shipped.length === 0) out('nothing cached: nothing to ship');
-  else
-    out(`shipped ${result.shipped.length} cached update(s): states ${result.shipped.join(', ')}`);
+  const mirrors = await mirrorsOf(dir);
+  // With extra secondaries, the main one may be away while they are not: flush ships to those.
+  const result = await flushCache(dir, settings).catch((err: unknown) => {
+    if (mirrors.length === 0 || !(err instanceof TidemarkError)) throw err;
+    return { shipped: [] as number[], unavailable: err.message };
+  });
+  const secondaries = await fanOutAfter(dir, settings.cacheDir);
+  if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
+  else {
+    if ('unavailable' in result) out(`main secondary not available: ${result.unavailable}`);
+    else if (result.shipped.length === 0) out('nothing cached: nothing to ship');
+    else
+      out(`shipped ${result.shipped.length} cached update(s): states ${result.shipped.join(', ')}`);
+    for (const line of describeSecondaries(secondaries ?? [])) out(line);
+  }
   return 0;
 }
 

@@ -13,6 +13,7 @@ import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption, runRetentionCommand, RETENTION_USAGE } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { CACHE_USAGE, runCacheCommand } from './cache-commands.js';
+import { runSecondaryCommand, SECONDARY_USAGE } from './secondary-commands.js';
 import { REMOTE_USAGE, takeRemoteFlags } from './remote-flags.js';
 import { runVolumeCommand, VOLUME_USAGE } from './volume-commands.js';
 import { parse } from './parse-args.js';
@@ -33,6 +34,8 @@ folders (volume mode):${VOLUME_USAGE}
 retention (device and folder archives):${RETENTION_USAGE}
 
 local cache (while the secondary is away):${CACHE_USAGE}
+
+fan-out (several secondaries):${SECONDARY_USAGE}
 ${REMOTE_USAGE}`;
 
 function progress(label: string): ((done: number, total: number) => void) | undefined {
@@ -63,6 +66,8 @@ function integer(value: string | boolean | undefined, flag: string): number {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = takeRemoteFlags(argv);
   const out = (line: string): boolean => process.stdout.write(line + '\n');
+  const secondary = await runSecondaryCommand(command, rest, out);
+  if (secondary !== undefined) return secondary;
   const cached = await runCacheCommand(command, rest, out);
   if (cached !== undefined) return cached;
   const volume = await runVolumeCommand(command, rest, out);

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
+import { fanOut, secondaryStatuses } from '../engine/fanout/fan-out.js';
 import { readManifest } from '../engine/archive.js';
 import type { StateRow } from '../engine/catalog.js';
 import {
@@ -111,6 +112,10 @@ const handlers: Handlers = {
       (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive);
     return p.cacheDir ? statesWithLocation(p.archive, p.cacheDir, list) : list();
   },
+  secondaries: async (p) =>
+    p.ship
+      ? fanOut(p.archive, p.targets, { cacheDir: p.cacheDir })
+      : secondaryStatuses(p.archive, p.targets, p.cacheDir),
   restore: async (p, onProgress) => {
     if (p.cacheDir) {
       const fromCache = await restoreFromCache(

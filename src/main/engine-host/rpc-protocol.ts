@@ -9,6 +9,7 @@ import type {
   FileVersion,
   SearchReport,
   RestoreReport,
+  SecondaryStatus,
   StateInfo,
   VerifyReport,
   VolumeMeasure,
@@ -36,6 +37,11 @@ export interface EngineMethods {
   snapshot: { params: { archive: string; cache?: CacheSettings }; result: SnapshotOutcome };
   /** With `cacheDir`: every state with its `location`, also while the secondary is away. */
   states: { params: { archive: string; cacheDir?: string }; result: StateInfo[] };
+  /** Fan-out: ships what each extra secondary lacks (`ship` false: only reports where each is). */
+  secondaries: {
+    params: { archive: string; targets: string[]; cacheDir: string; ship: boolean };
+    result: SecondaryStatus[];
+  };
   restore: {
     params: {
       archive: string;

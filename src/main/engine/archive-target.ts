@@ -44,7 +44,11 @@ function stateBase(): string {
  */
 export function indexDirOf(target: ArchiveTarget, manifest: ArchiveManifest): string {
   if (target.remote || !manifest.encryption) return target.localDir;
-  return path.join(stateBase(), 'encrypted', manifest.archiveId);
+  // An extra secondary shares the archive id of the archive it mirrors, not its index.
+  const key = manifest.replicaId
+    ? `${manifest.archiveId}-${manifest.replicaId}`
+    : manifest.archiveId;
+  return path.join(stateBase(), 'encrypted', key);
 }
 
 export async function archiveTarget(name: string): Promise<ArchiveTarget> {

@@ -22,6 +22,7 @@ import type {
   FileVersion,
   SearchReport,
   RestoreReport,
+  SecondaryStatus,
   StateInfo,
   VerifyReport,
   VolumeRestoreReport,
@@ -33,6 +34,7 @@ import { formatBytes } from '../cli/format-human.js';
 import { checkChoice, freeBytes, listDrives } from './drives.js';
 import type { EventBus } from './event-bus.js';
 import { cacheOutcomeNotes, pruneNotes, type Note } from './job-notes.js';
+import { secondariesOf } from './secondary-registry.js';
 
 export type Now = () => Date;
 
@@ -52,6 +54,7 @@ interface JobRuntime {
   /** The cache's folder for this archive (an archive itself: cached states are read there). */
   cacheArchive: string | null;
   log: JobLogEntry[];
+  secondaries: SecondaryStatus[];
 }
 
 /** Lines of a job's log kept for the UI (older ones are in the app's stderr). */
@@ -288,6 +291,7 @@ export class JobService {
             cache: this.cacheSettings(job),
           });
       }
+      await this.fanOut(job, true);
       await this.refresh(job);
       return outcome;
     });
@@ -620,11 +624,36 @@ export class JobService {
   }
 
   /**
+   * Fan-out: ships the new update to each extra secondary (`secondary add` on the CLI, same data
+   * dir), or only reads where each is; one that is away is reported in the job, never an error.
+   */
+  private async fanOut(job: JobRuntime, ship: boolean): Promise<void> {
+    const archive = path.resolve(job.config.secondary);
+    const targets = await secondariesOf(archive, this.store.dataDir);
+    if (targets.length === 0) {
+      job.secondaries = [];
+      return;
+    }
+    try {
+      job.secondaries = await this.engine.call('secondaries', {
+        archive,
+        targets,
+        cacheDir: this.cacheDir,
+        ship,
+      });
+    } catch (err) {
+      if (!isTidemarkError(err)) throw err;
+      this.log(job)('warn', `extra secondaries: ${err.message}`);
+    }
+  }
+
+  /**
    * The job's states, from the secondary and the local cache (each with its `location`); while
    * the secondary is away, from the cache alone. A secondary without a cache yet gets one, so
    * that the next point can be cached if the disk goes.
    */
   private async refresh(job: JobRuntime): Promise<void> {
+    if (job.secondaries.length === 0) await this.fanOut(job, false);
     job.secondaryPresent = await exists(path.join(job.config.secondary, MANIFEST_NAME));
     const archive = job.config.secondary;
     const cache = this.cacheSettings(job);
@@ -664,6 +693,7 @@ export class JobService {
       cache: null,
       cacheArchive: null,
       log: [],
+      secondaries: [],
     };
   }
 
@@ -694,6 +724,7 @@ export class JobService {
       waiting: job.waiting,
       cache: job.cache ? { ...job.cache } : null,
       log: job.log,
+      ...(job.secondaries.length > 0 ? { secondaries: job.secondaries } : {}),
     };
   }
 

@@ -96,7 +96,8 @@ async function checkReferences(
     );
 }
 
-async function copyObject(
+/** Copies one committed object between stores (temporary name, commit): it appears whole or not. */
+export async function copyObject(
   from: ObjectStore,
   to: ObjectStore,
   name: string,

@@ -1,6 +1,11 @@
 import { TidemarkError } from '../../../shared/errors.js';
 import { isEncryptionInfo, type EncryptionInfo } from '../encryption/archive-key.js';
-import { checkFormatVersion, ENCRYPTED_MANIFEST_VERSION, FORMAT_VERSION } from './version.js';
+import {
+  checkFormatVersion,
+  ENCRYPTED_MANIFEST_VERSION,
+  ENCRYPTED_REPLICA_MANIFEST_VERSION,
+  FORMAT_VERSION,
+} from './version.js';
 
 export const MANIFEST_NAME = 'tidemark.json';
 export const MANIFEST_FORMAT = 'tidemark-archive';
@@ -35,12 +40,21 @@ export interface ArchiveManifest {
   volume?: VolumeSettings;
   /** Only for an encrypted archive (manifest version 2): how its data key is kept. */
   encryption?: EncryptionInfo;
+  /**
+   * Only for an extra secondary made by `secondary add` (fan-out): it shares `archiveId` with the
+   * archive it mirrors, and this tells its machine-local files apart from that archive's.
+   */
+  replicaId?: string;
 }
 
 export function newManifest(fields: Omit<ArchiveManifest, 'format' | 'version'>): ArchiveManifest {
   return {
     format: MANIFEST_FORMAT,
-    version: fields.encryption ? ENCRYPTED_MANIFEST_VERSION : FORMAT_VERSION,
+    version: !fields.encryption
+      ? FORMAT_VERSION
+      : fields.replicaId
+        ? ENCRYPTED_REPLICA_MANIFEST_VERSION
+        : ENCRYPTED_MANIFEST_VERSION,
     ...fields,
   };
 }
@@ -58,8 +72,16 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
   if (m?.format !== MANIFEST_FORMAT) {
     throw new TidemarkError('archive.foreign', `${where} is not a Tidemark archive`);
   }
-  checkFormatVersion(m.version, `the archive at ${where}`, ENCRYPTED_MANIFEST_VERSION);
-  if ((m.version === ENCRYPTED_MANIFEST_VERSION) !== (m.encryption !== undefined))
+  checkFormatVersion(m.version, `the archive at ${where}`, ENCRYPTED_REPLICA_MANIFEST_VERSION);
+  if (
+    (m.version === ENCRYPTED_REPLICA_MANIFEST_VERSION) !==
+    (m.encryption !== undefined && m.replicaId !== undefined)
+  )
+    throw new TidemarkError(
+      'archive.corrupt',
+      `${where}: the archive's ${MANIFEST_NAME} is incomplete (replica)`,
+    );
+  if (m.version >= ENCRYPTED_MANIFEST_VERSION !== (m.encryption !== undefined))
     throw new TidemarkError(
       'archive.corrupt',
       `${where}: the archive's ${MANIFEST_NAME} is incomplete (encryption)`,
@@ -83,7 +105,9 @@ export function parseManifest(bytes: Buffer, where: string): ArchiveManifest {
     m.blockSize > 0 &&
     (kind === 'device' || (kind === 'volume' && Array.isArray(m.volume?.excludes))) &&
     typeof m.primary.path === 'string' &&
-    Number.isInteger(m.primary.size);
+    Number.isInteger(m.primary.size) &&
+    // It names a local folder: never a path.
+    (m.replicaId === undefined || /^[0-9a-f]{16}$/.test(String(m.replicaId)));
   if (!valid)
     throw new TidemarkError(
       'archive.corrupt',

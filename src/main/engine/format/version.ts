@@ -4,6 +4,12 @@ import { TidemarkError } from '../../../shared/errors.js';
 export const FORMAT_VERSION = 1;
 /** Manifest version of an encrypted archive: builds that know only version 1 refuse it cleanly. */
 export const ENCRYPTED_MANIFEST_VERSION = 2;
+/**
+ * Manifest version of an encrypted extra secondary (fan-out): it carries `replicaId`, which keeps
+ * its machine-local index apart from that of the archive it mirrors (same archive id). Builds
+ * that ignore it would share one index between the two, so they must refuse it.
+ */
+export const ENCRYPTED_REPLICA_MANIFEST_VERSION = 3;
 
 export function checkFormatVersion(
   version: unknown,
