@@ -100,11 +100,12 @@ const handlers: Handlers = {
     if (await isVolumeArchive(p.archive)) {
       return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
         ...(p.path ? { path: p.path } : {}),
+        ...(p.paths?.length ? { paths: p.paths } : {}),
         force: p.force,
         onProgress,
       });
     }
-    if (p.path)
+    if (p.path || p.paths?.length)
       throw new TidemarkError('usage', 'a device is restored whole, not one file or folder');
     return restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
       rollback: p.rollback,

@@ -42,6 +42,8 @@ export interface EngineMethods {
       force: boolean;
       /** Volumes: the file or folder of the state to restore (all of it when absent). */
       path?: string;
+      /** Volumes: several files or folders of the state, restored in one pass. */
+      paths?: string[];
     };
     result: RestoreReport | VolumeRestoreReport;
   };
