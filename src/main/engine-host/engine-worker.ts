@@ -67,9 +67,9 @@ type Handlers = {
 const handlers: Handlers = {
   init: async (p, onProgress) => {
     if (p.mode === 'volume') {
-      // A volume's baseline reports no progress: its size is not known before the scan.
       const r = await initVolumeArchive(p.primary, p.archive, {
         ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+        onProgress,
       });
       return stateInfo(r.state);
     }
@@ -82,7 +82,7 @@ const handlers: Handlers = {
   },
   snapshot: async (p, onProgress) => {
     if (await isVolumeArchive(p.archive)) {
-      const r = await snapshotVolume(p.archive);
+      const r = await snapshotVolume(p.archive, { onProgress });
       const guard = 'spaceGuard' in r && r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
       return r.changed
         ? { changed: true, state: stateInfo(r.state), ...guard }

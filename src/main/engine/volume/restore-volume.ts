@@ -13,12 +13,7 @@ import { resolveState, type StateSelector } from '../restore.js';
 import { TEMP_MARK } from '../storage/folder-store.js';
 import { FileBlockReader } from './file-blocks.js';
 import { loadVolumeTree } from './tree-loader.js';
-import {
-  comparePaths,
-  displayPath,
-  volumeStateHash,
-  type VolumeEntry,
-} from './volume-entry.js';
+import { comparePaths, displayPath, volumeStateHash, type VolumeEntry } from './volume-entry.js';
 import type { VolumeTree } from './volume-tree.js';
 
 export interface VolumeRestoreOptions {
