@@ -2,6 +2,7 @@
 // time), which are open, which row has the keyboard focus and which entries are chosen for a
 // restore. The visible tree is flattened into rows, so that the view can draw only the rows in
 // sight (a folder of 100 000 files stays fast) and keys move through it as through a list.
+import { SvelteMap } from 'svelte/reactivity';
 import type { BrowseEntry, BrowseReport } from '../../shared/states';
 
 export interface FolderPage {
@@ -41,7 +42,7 @@ export class VolumeTreeModel {
   /** The row with tabindex 0 (roving tabindex), by path. */
   focused = $state<string | null>(null);
   /** Entries chosen for a restore (aria-selected), by path. */
-  chosen = $state.raw<Map<string, BrowseEntry>>(new Map());
+  readonly chosen = new SvelteMap<string, BrowseEntry>();
   readonly rows = $derived.by(() => this.flatten());
 
   private browse: Browse | null = null;
@@ -107,15 +108,14 @@ export class VolumeTreeModel {
 
   /** Only `entry` is chosen (a plain click, Enter). */
   chooseOnly(entry: BrowseEntry): void {
-    this.chosen = new Map([[entry.path, entry]]);
+    this.chosen.clear();
+    this.chosen.set(entry.path, entry);
   }
 
   /** Adds or removes `entry` from the choice (Space, Ctrl+click, its check box). */
   toggleChosen(entry: BrowseEntry): void {
-    const next = new Map(this.chosen);
-    if (next.has(entry.path)) next.delete(entry.path);
-    else next.set(entry.path, entry);
-    this.chosen = next;
+    if (this.chosen.has(entry.path)) this.chosen.delete(entry.path);
+    else this.chosen.set(entry.path, entry);
   }
 
   /** Opens the folders above `entry` (loading pages until it shows), focuses and chooses it. */
