@@ -12,6 +12,7 @@ import {
   snapshotVolume,
 } from '../../src/main/engine/volume-engine.js';
 import { TidemarkError } from '../../src/shared/errors.js';
+import { engineHost } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function makeTree(root: string): number {
@@ -74,5 +75,34 @@ describe('volume point progress', () => {
     expect((await listVolumeStates(arch)).map((s) => s.id)).toEqual([0]);
     const again = await snapshotVolume(arch, { useSnapshots: false });
     expect(again.changed && again.state.unreadable).toBeUndefined();
+  });
+
+  it('the engine worker passes the progress of a folder job on, and a cancel stops the point', async () => {
+    const work = tempDir();
+    const tree = path.join(work, 'tree');
+    const arch = path.join(work, 'arch');
+    const bytes = makeTree(tree);
+    const engine = engineHost({ allowCrash: false });
+    try {
+      const seen: Array<[number, number]> = [];
+      await engine.call(
+        'init',
+        { primary: tree, archive: arch, mode: 'volume' },
+        { onProgress: (d, t) => seen.push([d, t]) },
+      );
+      expect(seen.at(-1)).toEqual([bytes, bytes]);
+      fs.writeFileSync(path.join(tree, 'a', 'f1'), Buffer.alloc(64 << 20, 4));
+      const abort = new AbortController();
+      await expect(
+        engine.call(
+          'snapshot',
+          { archive: arch },
+          { signal: abort.signal, onProgress: (d, t) => d < t && abort.abort() },
+        ),
+      ).rejects.toMatchObject({ code: 'job.cancelled' });
+      expect((await engine.call('states', { archive: arch })).map((s) => s.id)).toEqual([0]);
+    } finally {
+      await engine.close();
+    }
   });
 });

@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import type { Excludes } from './excludes.js';
 import { joinPath } from './volume-tree.js';
 
+const YIELD_MS = 20;
+
 /** Bytes of files so far, of all; throwing from it (a cancel) stops the point. */
 export type ProgressSink = (done: number, total: number) => void;
 
@@ -10,10 +12,14 @@ export type ProgressSink = (done: number, total: number) => void;
  * size at once, a file read counts as it is read. The total is the last state's size (or a
  * pre-count for a baseline); the tree may have grown since, so the total never falls below what
  * is done. Only the first round of a point counts: later rounds re-read a few files.
+ *
+ * The scan's file system calls are synchronous, so the engine worker would not see a cancel
+ * message until the point ends: `add` lets the event loop run every YIELD_MS.
  */
 export class ScanProgress {
   private done = 0;
   private total: number;
+  private lastYield = performance.now();
 
   constructor(
     total: number,
@@ -23,10 +29,14 @@ export class ScanProgress {
     sink(0, total);
   }
 
-  add(bytes: number): void {
+  add(bytes: number): Promise<void> | undefined {
     this.done += bytes;
     if (this.done > this.total) this.total = this.done;
     this.sink(this.done, this.total);
+    const now = performance.now();
+    if (now - this.lastYield < YIELD_MS) return undefined;
+    this.lastYield = now;
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /** The first round is over: the bar shows it whole while the point settles and commits. */

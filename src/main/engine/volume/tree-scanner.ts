@@ -171,7 +171,7 @@ export class TreeScanner {
       return;
     }
     if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) {
-      if (type === 'file') this.progress?.add(old.size);
+      if (type === 'file') await this.progress?.add(old.size);
       return;
     }
     if (type !== 'file') {
@@ -193,7 +193,7 @@ export class TreeScanner {
     if (moved) {
       // Renamed or moved (its folder with it): same inode, size, mtime and ctime mean the same
       // content, which need not be read again.
-      this.progress?.add(moved.size);
+      await this.progress?.add(moved.size);
       const entry = entryOf(rel, st, 'file');
       entry.blocks = moved.blocks;
       entry.contentHash = moved.contentHash;
