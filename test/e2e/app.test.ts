@@ -353,8 +353,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
     const files = page.getByRole('tree', { name: 'Files in state 0' });
     const item = (name: string) => files.getByRole('treeitem', { name, exact: true });
-    const focused = () =>
-      page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? null);
+    const focused = () => page.locator(':focus').getAttribute('aria-label');
     await item('alpha/').waitFor();
     expect(await files.getAttribute('aria-multiselectable')).toBe('true');
 
@@ -387,7 +386,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
       ['one.txt', 'true'],
       ['two.bin', 'true'],
       ['gamma.txt', 'false'],
-    ])
+    ] as const)
       expect(await item(name).getAttribute('aria-selected')).toBe(on);
     await page.getByText('Selected: alpha/one.txt, beta/two.bin').waitFor();
     await ui.screenshot('tree-two-chosen');

@@ -44,6 +44,14 @@ export class VolumeTreeModel {
   /** Entries chosen for a restore (aria-selected), by path. */
   readonly chosen = new SvelteMap<string, BrowseEntry>();
   readonly rows = $derived.by(() => this.flatten());
+  /** Row of each entry by path: every key press looks one up, in folders of 100 000 rows. */
+  private readonly rowOf = $derived.by(() => {
+    const at: Record<string, number> = Object.create(null);
+    this.rows.forEach((r, i) => {
+      if (r.kind === 'entry') at[r.entry.path] = i;
+    });
+    return at;
+  });
 
   private browse: Browse | null = null;
   /** Answers for an earlier state are dropped. */
@@ -142,7 +150,7 @@ export class VolumeTreeModel {
   /** Index of the row of `path`, or -1. */
   indexOf(path: string | null): number {
     if (path === null) return -1;
-    return this.rows.findIndex((r) => r.kind === 'entry' && r.entry.path === path);
+    return this.rowOf[path] ?? -1;
   }
 
   private put(path: string, page: FolderPage): void {
