@@ -41,6 +41,8 @@ export class VolumeTreeModel {
   open = $state.raw<Record<string, true>>({});
   /** The row with tabindex 0 (roving tabindex), by path. */
   focused = $state<string | null>(null);
+  /** A row the view should scroll into sight (a search result revealed), then set to null. */
+  scrollTarget = $state<string | null>(null);
   /** Entries chosen for a restore (aria-selected), by path. */
   readonly chosen = new SvelteMap<string, BrowseEntry>();
   readonly rows = $derived.by(() => this.flatten());
@@ -135,6 +137,7 @@ export class VolumeTreeModel {
       await this.find(folder, parts.slice(0, i + 1).join('/'));
     }
     this.focused = entry.path;
+    this.scrollTarget = entry.path;
     this.chooseOnly(entry);
   }
 
