@@ -68,6 +68,13 @@ export class VolumeTreeModel {
     for (const p of Object.keys(this.open)) void this.load(p, 0);
   }
 
+  /** Closes every folder and drops the choice (another job is shown). */
+  forget(): void {
+    this.open = {};
+    this.chosen.clear();
+    this.focused = null;
+  }
+
   async load(path: string, offset: number): Promise<void> {
     const browse = this.browse;
     if (!browse) return;
