@@ -30,6 +30,8 @@ export const restoreWhatSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('everything') }),
   z.object({ kind: z.literal('subtree'), path }),
   z.object({ kind: z.literal('file'), path }),
+  /** Volumes: several files and folders in one pass, each kept at its place in the tree. */
+  z.object({ kind: z.literal('paths'), paths: z.array(path).min(1).max(10_000) }),
 ]);
 export type RestoreWhat = z.infer<typeof restoreWhatSchema>;
 

@@ -1,12 +1,12 @@
 // Job constants the renderer needs, in a module without zod (its bundle stays small).
 import type { JobMode, Schedule } from './jobs.js';
 
-export type RestoreWhatKind = 'everything' | 'subtree' | 'file';
+export type RestoreWhatKind = 'everything' | 'subtree' | 'file' | 'paths';
 
 /** What each mode can restore; the wizard offers exactly these. */
 export const RESTORE_WHAT: Record<JobMode, readonly RestoreWhatKind[]> = {
   device: ['everything'],
-  volume: ['everything', 'subtree', 'file'],
+  volume: ['everything', 'subtree', 'file', 'paths'],
 };
 
 export const MIN_INTERVAL_MINUTES = 5;

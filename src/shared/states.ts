@@ -31,8 +31,10 @@ export type VolumeEntryType =
 export interface VolumeRestoreReport {
   state: number;
   target: string;
-  /** The path inside the state that was restored ('' for the whole tree). */
+  /** The path inside the state that was restored ('' for the whole tree, or for several paths). */
   path: string;
+  /** Several paths restored in one pass (`--path` given more than once): each, as restored. */
+  paths?: string[];
   files: number;
   dirs: number;
   symlinks: number;

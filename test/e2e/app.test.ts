@@ -222,7 +222,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.button('Start baseline').click();
     await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
     const browser = page.getByRole('region', { name: 'Files in the selected state' });
-    await browser.getByRole('button', { name: 'docs/' }).waitFor();
+    await browser.getByRole('treeitem', { name: 'docs/', exact: true }).waitFor();
     await page.getByText(/Baseline: every file/).waitFor();
     await ui.expectNoErrors();
     await ui.screenshot('volume-baseline');
@@ -251,14 +251,18 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await page.keyboard.press('ArrowLeft');
     expect(await ui.sliderValue()).toBe(0);
     await browser.getByRole('heading', { name: 'Files in state 0' }).waitFor();
-    await browser.getByRole('button', { name: 'notes.txt' }).waitFor();
-    await browser.getByRole('button', { name: 'docs/' }).focus();
+    await browser.getByRole('treeitem', { name: 'notes.txt', exact: true }).waitFor();
+    await browser.getByRole('treeitem', { name: 'docs/', exact: true }).focus();
     await page.keyboard.press('Enter');
-    expect(await browser.getByRole('button', { name: 'docs/' }).getAttribute('aria-expanded')).toBe(
-      'true',
-    );
-    await browser.getByRole('button', { name: 'thesis.txt' }).click();
-    expect(await browser.getByRole('button', { name: 'chapter-two.txt' }).count()).toBe(0);
+    expect(
+      await browser
+        .getByRole('treeitem', { name: 'docs/', exact: true })
+        .getAttribute('aria-expanded'),
+    ).toBe('true');
+    await browser.getByRole('treeitem', { name: 'thesis.txt', exact: true }).click();
+    expect(
+      await browser.getByRole('treeitem', { name: 'chapter-two.txt', exact: true }).count(),
+    ).toBe(0);
     await page.getByText('Selected: docs/thesis.txt').waitFor();
     // Versions of this file: one per state that changed it; a click moves the slider there.
     const versions = page.getByRole('region', { name: 'Versions of this file' });
@@ -266,13 +270,15 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await ui.sliderValue()).toBe(1);
     expect(await versions.getByRole('button').count()).toBe(2);
     // Open folders stay open from state to state.
-    await browser.getByRole('button', { name: 'chapter-two.txt' }).waitFor();
+    await browser.getByRole('treeitem', { name: 'chapter-two.txt', exact: true }).waitFor();
     await ui.screenshot('volume-browse-state-1');
     await versions.getByRole('button', { name: /^State 0 · / }).click();
     expect(await ui.sliderValue()).toBe(0);
-    await browser.getByRole('button', { name: 'notes.txt' }).waitFor();
+    await browser.getByRole('treeitem', { name: 'notes.txt', exact: true }).waitFor();
     expect(
-      await browser.getByRole('button', { name: 'thesis.txt' }).getAttribute('aria-pressed'),
+      await browser
+        .getByRole('treeitem', { name: 'thesis.txt', exact: true })
+        .getAttribute('aria-selected'),
     ).toBe('true');
     await ui.screenshot('volume-browse-state-0');
 
@@ -300,7 +306,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await wizard.getByText('Restored and verified').waitFor({ timeout: 60_000 });
     await ui.screenshot('volume-wizard-done');
     expect(await wizard.getByRole('status').innerText()).toMatch(
-      /^Restored and verified: docs\/thesis\.txt of state 0 to .*\n+1 file, 32 B, state hash [0-9a-f]{16}… matches$/,
+      /^Restored and verified: docs\/thesis\.txt of state 0 to .*\n+1 file, 32 B, every file matches its recorded content hash$/,
     );
 
     // The earlier bytes, and nothing else written; the live file is untouched.
@@ -320,13 +326,110 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await browser.getByRole('button', { name: 'docs/chapter-two.txt' }).click();
     await page.getByText('Selected: docs/chapter-two.txt').waitFor();
     expect(
-      await browser.getByRole('button', { name: 'chapter-two.txt' }).getAttribute('aria-pressed'),
+      await browser
+        .getByRole('treeitem', { name: 'chapter-two.txt', exact: true })
+        .getAttribute('aria-selected'),
     ).toBe('true');
     await ui.expectNoErrors();
     await ui.screenshot('volume-search-found');
     await page.emulateMedia({ colorScheme: 'dark' });
     await ui.screenshot('volume-job-dark');
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('drives the folder tree with the keyboard, chooses two files and restores both, verified', async () => {
+    const tree = path.join(dir, 'Projects');
+    const archive = path.join(dir, 'backup', 'projects');
+    const restoredDir = path.join(dir, 'restored-two');
+    fs.mkdirSync(path.join(tree, 'alpha'), { recursive: true });
+    fs.mkdirSync(path.join(tree, 'beta'));
+    fs.writeFileSync(path.join(tree, 'alpha', 'one.txt'), 'first file\n');
+    fs.writeFileSync(path.join(tree, 'beta', 'two.bin'), Buffer.alloc(70_000, 0x5a));
+    fs.writeFileSync(path.join(tree, 'gamma.txt'), 'not chosen\n');
+    const page = ui.page;
+    await page.goto(`${served.url}?token=${TOKEN}`);
+    await ui.createFolderJob(tree, archive);
+    await ui.button('Start baseline').click();
+    await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
+    const files = page.getByRole('tree', { name: 'Files in state 0' });
+    const item = (name: string) => files.getByRole('treeitem', { name, exact: true });
+    const focused = () => page.locator(':focus').getAttribute('aria-label');
+    await item('alpha/').waitFor();
+    expect(await files.getAttribute('aria-multiselectable')).toBe('true');
+
+    // One tab stop: Tab from the search box lands on the first item.
+    await page.getByLabel('Search this state').focus();
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('alpha/');
+    await page.keyboard.press('Enter');
+    await item('one.txt').waitFor();
+    expect(await item('alpha/').getAttribute('aria-expanded')).toBe('true');
+    expect(await item('one.txt').getAttribute('aria-level')).toBe('2');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press(' ');
+    await page.keyboard.press('ArrowDown');
+    expect(await focused()).toBe('beta/');
+    await page.keyboard.press('ArrowRight');
+    await item('two.bin').waitFor();
+    await page.keyboard.press('ArrowRight');
+    expect(await focused()).toBe('two.bin');
+    await page.keyboard.press(' ');
+    await page.keyboard.press('ArrowLeft');
+    expect(await focused()).toBe('beta/');
+    await page.keyboard.press('End');
+    expect(await focused()).toBe('gamma.txt');
+    await page.keyboard.press('Home');
+    expect(await focused()).toBe('alpha/');
+    await page.keyboard.press('b');
+    expect(await focused()).toBe('beta/');
+    for (const [name, on] of [
+      ['one.txt', 'true'],
+      ['two.bin', 'true'],
+      ['gamma.txt', 'false'],
+    ] as const)
+      expect(await item(name).getAttribute('aria-selected')).toBe(on);
+    await page.getByText('Selected: alpha/one.txt, beta/two.bin').waitFor();
+    await ui.screenshot('tree-two-chosen');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await ui.screenshot('tree-two-chosen-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    await ui.button('Restore').click();
+    const wizard = ui.wizard;
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    expect(await wizard.getByRole('radio', { name: /Several files and folders/ }).isChecked()).toBe(
+      true,
+    );
+    expect(await wizard.getByLabel('Paths inside the state, one per line').inputValue()).toBe(
+      'alpha/one.txt\nbeta/two.bin',
+    );
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByLabel('Restore into folder').fill(restoredDir);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/^2 files, 70 kB · .* free on the target$/).waitFor();
+    await wizard.getByRole('button', { name: 'Restore now' }).click();
+    await wizard.getByText('Restored and verified').waitFor({ timeout: 60_000 });
+    expect(
+      await wizard
+        .getByRole('list', { name: 'Restored paths' })
+        .getByRole('listitem')
+        .allInnerTexts(),
+    ).toEqual([
+      `alpha/one.txt → ${restoredDir}/alpha/one.txt`,
+      `beta/two.bin → ${restoredDir}/beta/two.bin`,
+    ]);
+    await wizard
+      .getByText('2 files, 2 folders, 70 kB, every file matches its recorded content hash')
+      .waitFor();
+    await ui.screenshot('tree-two-restored');
+    expect(fs.readFileSync(path.join(restoredDir, 'alpha', 'one.txt'), 'utf8')).toBe(
+      'first file\n',
+    );
+    expect(fs.readFileSync(path.join(restoredDir, 'beta', 'two.bin'))).toEqual(
+      Buffer.alloc(70_000, 0x5a),
+    );
+    expect(fs.readdirSync(restoredDir).sort()).toEqual(['alpha', 'beta']);
+    await ui.expectNoErrors();
   });
 
   // Last: it judges everything the tests above did in the page.

@@ -323,7 +323,7 @@ const RESTORE_OPTIONS: Options = {
   state: { type: 'string' },
   at: { type: 'string' },
   to: { type: 'string' },
-  path: { type: 'string' },
+  path: { type: 'string', multiple: true },
   rollback: { type: 'boolean' },
   force: { type: 'boolean' },
 };
@@ -332,7 +332,7 @@ const RESTORE_OPTIONS: Options = {
 async function restore(rest: string[], out: Out): Promise<number | undefined> {
   const guess = tryParse(rest, RESTORE_OPTIONS);
   if (!guess || guess.positionals.length !== 1) return undefined;
-  const values = guess.values as Record<string, string | boolean | undefined>;
+  const values = guess.values as Record<string, string | string[] | boolean | undefined>;
   const dir = guess.positionals[0] as string;
   const settings = await settingsFor(dir, values);
   if (!settings || typeof values.to !== 'string') return undefined;
@@ -345,13 +345,15 @@ async function restore(rest: string[], out: Out): Promise<number | undefined> {
   const report = await restoreFromCache(dir, settings.cacheDir, selector, values.to, {
     force: values.force === true,
     rollback: values.rollback === true,
-    ...(typeof values.path === 'string' ? { path: values.path } : {}),
+    ...(Array.isArray(values.path) ? { paths: values.path } : {}),
   });
   if (!report) return undefined;
   if (values.json) out(JSON.stringify({ ...report, location: 'cache' }));
   else
     out(
-      `restored state ${report.state} from the local cache to ${report.target}: state hash matches`,
+      'path' in report && (report.path !== '' || report.paths)
+        ? `restored ${report.paths?.join(', ') ?? report.path} of state ${report.state} from the local cache to ${report.target}: every file matches its recorded hash`
+        : `restored state ${report.state} from the local cache to ${report.target}: state hash matches`,
     );
   return 0;
 }

@@ -30,8 +30,8 @@ export const VOLUME_USAGE = `
        [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
   watch <archive-dir> --every DURATION [--json] [--min-free SIZE|PCT]
                                                      track a folder, a point every DURATION (30s, 5m)
-  restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P] [--force]
-                                                     a folder's state, or one file or folder of it
+  restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P]... [--force]
+                                                     a folder's state, or files and folders of it
   history <archive-dir> <path> [--json]              the versions of one file
   diff <archive-dir> A B [--json]                    what changed between states A and B`;
 
@@ -212,7 +212,7 @@ const RESTORE_OPTIONS: Options = {
   state: { type: 'string' },
   at: { type: 'string' },
   to: { type: 'string' },
-  path: { type: 'string' },
+  path: { type: 'string', multiple: true },
   rollback: { type: 'boolean' },
   force: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -237,13 +237,13 @@ async function restore(rest: string[], out: Out): Promise<number> {
     selector = { at };
   }
   const report = await restoreVolume(args[0] as string, selector, values.to, {
-    ...(typeof values.path === 'string' ? { path: values.path } : {}),
+    ...(Array.isArray(values.path) ? { paths: values.path } : {}),
     force: values.force === true,
   });
   if (values.json) out(JSON.stringify(report));
   else
     out(
-      `restored ${report.path === '' ? `state ${report.state}` : `${report.path} of state ${report.state}`} to ${report.target}: ${report.files} files, ${report.dirs} folders, ${report.symlinks} links (${formatBytes(report.bytesWritten)}), every file matches its recorded hash`,
+      `restored ${report.paths ? `${report.paths.join(', ')} of state ${report.state}` : report.path === '' ? `state ${report.state}` : `${report.path} of state ${report.state}`} to ${report.target}: ${report.files} files, ${report.dirs} folders, ${report.symlinks} links (${formatBytes(report.bytesWritten)}), every file matches its recorded hash`,
     );
   for (const s of report.skipped) warn(`not restored: ${s.path}: ${s.reason}`);
   return 0;

@@ -78,9 +78,9 @@ type Handlers = {
 const handlers: Handlers = {
   init: async (p, onProgress) => {
     if (p.mode === 'volume') {
-      // A volume's baseline reports no progress: its size is not known before the scan.
       const r = await initVolumeArchive(p.primary, p.archive, {
         ...(p.blockSize ? { blockSize: p.blockSize } : {}),
+        onProgress,
       });
       return stateInfo(r.state);
     }
@@ -95,7 +95,7 @@ const handlers: Handlers = {
     if (p.cache)
       return cachedOutcome(await snapshotWithCache(p.archive, { ...p.cache, onProgress }));
     if (await isVolumeArchive(p.archive)) {
-      const r = await snapshotVolume(p.archive);
+      const r = await snapshotVolume(p.archive, { onProgress });
       const guard = 'spaceGuard' in r && r.spaceGuard ? { spaceGuard: r.spaceGuard } : {};
       return r.changed
         ? { changed: true, state: stateInfo(r.state), ...guard }
@@ -128,6 +128,7 @@ const handlers: Handlers = {
           force: p.force,
           onProgress,
           ...(p.path ? { path: p.path } : {}),
+          ...(p.paths?.length ? { paths: p.paths } : {}),
         },
       );
       if (fromCache) return fromCache;
@@ -135,11 +136,12 @@ const handlers: Handlers = {
     if (await isVolumeArchive(p.archive)) {
       return restoreVolume(p.archive, { stateId: p.stateId }, p.target, {
         ...(p.path ? { path: p.path } : {}),
+        ...(p.paths?.length ? { paths: p.paths } : {}),
         force: p.force,
         onProgress,
       });
     }
-    if (p.path)
+    if (p.path || p.paths?.length)
       throw new TidemarkError('usage', 'a device is restored whole, not one file or folder');
     return restoreArchive(p.archive, { stateId: p.stateId }, p.target, {
       rollback: p.rollback,

@@ -53,6 +53,8 @@ export interface EngineMethods {
       path?: string;
       /** A state that lives in this cache is restored from it, without the secondary. */
       cacheDir?: string;
+      /** Volumes: several files or folders of the state, restored in one pass. */
+      paths?: string[];
     };
     result: RestoreReport | VolumeRestoreReport;
   };

@@ -45,6 +45,7 @@ import {
 } from './volume/excludes.js';
 import { fileHistory, diffStates } from './volume/history.js';
 import { PathJournal } from './volume/path-journal.js';
+import type { ProgressSink } from './volume/scan-progress.js';
 import { restoreVolumeState, type VolumeRestoreOptions } from './volume/restore-volume.js';
 import { loadVolumeTree } from './volume/tree-loader.js';
 import { emptySuspects } from './volume/tree-scanner.js';
@@ -69,6 +70,8 @@ export interface VolumeInitOptions {
   clock?: Clock;
   /** Read from btrfs snapshots where the tree lies on btrfs (default true). */
   useSnapshots?: boolean;
+  /** Bytes of files read so far, of a pre-count of the tree; throwing from it cancels. */
+  onProgress?: ProgressSink;
 }
 
 export function isVolumeManifest(m: ArchiveManifest): boolean {
@@ -142,6 +145,7 @@ export async function initVolumeArchive(
       clock: options.clock ?? systemClock,
       tree: new VolumeTree(),
       ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
     await archive.close();
@@ -163,6 +167,8 @@ export interface VolumeSnapshotOptions {
   useSnapshots?: boolean;
   /** Space guard threshold; stored in the archive, which uses the stored one when not given. */
   minFree?: MinFree;
+  /** Bytes of files looked at, of the last state's total; throwing from it cancels. */
+  onProgress?: ProgressSink;
 }
 
 /**
@@ -196,6 +202,7 @@ export async function snapshotOpenVolume(
         clock: options.clock ?? systemClock,
         tree,
         ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       }),
     );
     rotation.settle(true);

@@ -388,6 +388,7 @@ export class JobService {
           force: p.overwrite === 'force',
           cacheDir: this.cacheDir,
           ...(where.path ? { path: where.path } : {}),
+          ...(where.paths ? { paths: where.paths } : {}),
         },
         { onProgress, signal, onLog: this.log(job) },
       );
@@ -455,13 +456,15 @@ export class JobService {
       problems: [],
     };
     try {
-      const m = await this.engine.call('measure', {
-        archive: this.archiveOf(job, p.stateId),
-        stateId: p.stateId,
-        path: where.path,
-      });
-      plan.bytes = m.bytes;
-      plan.files = m.files;
+      for (const one of where.paths ?? [where.path]) {
+        const m = await this.engine.call('measure', {
+          archive: this.archiveOf(job, p.stateId),
+          stateId: p.stateId,
+          path: one,
+        });
+        plan.bytes += m.bytes;
+        plan.files = (plan.files ?? 0) + m.files;
+      }
     } catch (err) {
       if (!isTidemarkError(err)) throw err;
       // A state only the cache holds is measured by the restore itself (the secondary is away).
@@ -474,7 +477,7 @@ export class JobService {
       );
     else if (!original && existing && p.overwrite === 'none') {
       const empty = existing.isDirectory() && (await fsp.readdir(where.target)).length === 0;
-      if (!empty || where.path !== '')
+      if (!empty || (where.path !== '' && !where.paths))
         plan.problems.push(`${where.target} exists: choose a new folder (nothing is overwritten)`);
     }
     if (!existing && plan.freeBytes !== null && plan.freeBytes < plan.bytes)
@@ -765,21 +768,41 @@ export function volumeRestoreTarget(
   primary: string,
   what: RestoreWhat,
   targetIn: string,
-): { target: string; path: string } {
-  const given = what.kind === 'everything' ? '' : what.path;
+): { target: string; path: string; paths?: string[] } {
+  if (what.kind === 'paths') {
+    const paths = distinctPaths(what.paths.map((p) => insideTree(primary, p)));
+    const [only] = paths;
+    if (paths.length === 1 && only !== undefined)
+      return volumeRestoreTarget(primary, { kind: 'subtree', path: only }, targetIn);
+    // Several paths keep their places in the tree: the target stands for the protected folder.
+    return { target: path.resolve(targetIn), path: '', paths };
+  }
+  const sub = insideTree(primary, what.kind === 'everything' ? '' : what.path);
+  const target = path.resolve(targetIn);
+  if (target === primary) return { target: sub ? path.join(primary, sub) : primary, path: sub };
+  return { target: sub ? path.join(target, path.basename(sub)) : target, path: sub };
+}
+
+/** A path of the tree as given (absolute inside it, or relative), relative; '' for all of it. */
+function insideTree(primary: string, given: string): string {
   const rel = path.isAbsolute(given) ? path.relative(primary, given) : path.normalize(given);
   if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
     throw new TidemarkError(
       'usage',
       `${given} is not a path inside the protected folder ${primary}`,
     );
-  const sub = rel === '.' ? '' : rel.replace(/\/+$/, '');
-  const target = path.resolve(targetIn);
-  if (target === primary) return { target: sub ? path.join(primary, sub) : primary, path: sub };
-  return { target: sub ? path.join(target, path.basename(sub)) : target, path: sub };
+  return rel === '.' ? '' : rel.replace(/\/+$/, '');
+}
+
+/** Without repeats and without paths inside another one given ('' holds everything). */
+function distinctPaths(paths: string[]): string[] {
+  const sorted = [...new Set(paths)].sort();
+  if (sorted.includes('')) return [''];
+  return sorted.filter((p, i) => !sorted.slice(0, i).some((outer) => p.startsWith(`${outer}/`)));
 }
 
 function describe(what: RestoreWhat): string {
+  if (what.kind === 'paths') return `${what.paths.length} paths`;
   return what.kind === 'everything' ? 'everything' : `a ${what.kind} (${what.path})`;
 }
 

@@ -14,6 +14,7 @@ import { snapshotTree, type TreeSnapshot } from './btrfs-snapshot.js';
 import { Excludes } from './excludes.js';
 import { FileBlockReader } from './file-blocks.js';
 import { runHook } from './hooks.js';
+import { countTreeBytes, ScanProgress, type ProgressSink } from './scan-progress.js';
 import { emptySuspects, sameEntry, TreeScanner, type Suspects } from './tree-scanner.js';
 import { displayPath, encodeChange, encodedLength, type EntryChange } from './volume-entry.js';
 import { HASH_BYTES } from '../block-hash.js';
@@ -48,6 +49,8 @@ export interface VolumeCaptureOptions {
   live?: LiveChanges;
   /** Read from a btrfs snapshot where the tree lies on btrfs (default true). */
   useSnapshots?: boolean;
+  /** Bytes of files looked at in the first round, of the last state's (or a pre-count's) total. */
+  onProgress?: ProgressSink;
 }
 
 export type VolumeCaptureResult = (
@@ -153,13 +156,23 @@ async function capture(
   );
   try {
     const readRoot = Buffer.from(snapshot ? snapshot.readRoot : root);
+    const excludes = new Excludes(manifest.volume?.excludes ?? []);
+    const reader = new FileBlockReader(manifest.blockSize, sink);
     const scanner = new TreeScanner(
       readRoot,
       options.tree,
-      new Excludes(manifest.volume?.excludes ?? []),
-      new FileBlockReader(manifest.blockSize, sink),
+      excludes,
+      reader,
       () => BigInt(options.clock.now().getTime()) * 1_000_000n,
     );
+    if (options.onProgress) {
+      // A baseline has no last state to take the total from: count first (metadata only).
+      const total =
+        options.tree.size > 0 ? options.tree.totalBytes() : countTreeBytes(readRoot, excludes);
+      const progress = new ScanProgress(total, options.onProgress);
+      scanner.progress = progress;
+      reader.onBytes = (n) => scanner.progress?.add(n);
+    }
     // A snapshot is frozen: one pass over it is the point, whatever the watcher saw meanwhile.
     const grade = snapshot
       ? await scanOnce(scanner, options.suspects ?? { ...emptySuspects(), all: true })
@@ -187,6 +200,7 @@ interface Grade {
 
 async function scanOnce(scanner: TreeScanner, suspects: Suspects): Promise<Grade> {
   await scanner.scan(suspects);
+  firstRoundDone(scanner);
   return { consistency: 'snapshot' };
 }
 
@@ -199,6 +213,7 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
     if (round >= MIN_ROUNDS && options.clock.now().getTime() - started > QUIET_LIMIT_MS) break;
     options.live?.roundStart();
     const report = await scanner.scan(suspects);
+    firstRoundDone(scanner);
     const unsettled = [...report.unsettled];
     if (options.live) {
       const arrived = await options.live.roundEnd();
@@ -221,6 +236,11 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
     consistency: 'none',
     reason: `the tree kept changing while it was read (${round} rounds, ${(options.clock.now().getTime() - started) / 1000} s)${example}`,
   };
+}
+
+function firstRoundDone(scanner: TreeScanner): void {
+  scanner.progress?.finish();
+  scanner.progress = null;
 }
 
 async function commit(

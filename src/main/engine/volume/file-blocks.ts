@@ -22,6 +22,8 @@ export interface FileContent {
  */
 export class FileBlockReader {
   private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
+  /** Told the bytes of every read as it is made (a point's progress); may throw to cancel. */
+  onBytes: ((n: number) => Promise<void> | undefined) | null = null;
 
   constructor(
     private readonly blockSize: number,
@@ -64,6 +66,7 @@ export class FileBlockReader {
           }
         }
         size += n;
+        await this.onBytes?.(n);
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const blockList = blocks.subarray(0, count * HASH_BYTES);

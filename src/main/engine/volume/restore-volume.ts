@@ -13,11 +13,18 @@ import { resolveState, type StateSelector } from '../restore.js';
 import { TEMP_MARK } from '../storage/folder-store.js';
 import { FileBlockReader } from './file-blocks.js';
 import { loadVolumeTree } from './tree-loader.js';
-import { displayPath, volumeStateHash, type VolumeEntry } from './volume-entry.js';
+import { comparePaths, displayPath, volumeStateHash, type VolumeEntry } from './volume-entry.js';
+import type { VolumeTree } from './volume-tree.js';
 
 export interface VolumeRestoreOptions {
   /** A file or folder of the state (relative to the tree, or an absolute path inside it). */
   path?: string;
+  /**
+   * Several files or folders of the state, restored in one pass: the target is then a folder in
+   * which each keeps its place in the tree (its parent folders are made as recorded). One path
+   * here is the same as `path`.
+   */
+  paths?: string[];
   /** Allow writing into an existing folder or over the protected tree itself. */
   force?: boolean;
   /** Bytes of files written so far, of all; throwing from it cancels the restore. */
@@ -45,11 +52,14 @@ export async function restoreVolumeState(
   const state = resolveState(archive, selector);
   const tree = await loadVolumeTree(archive, state.id);
   const root = archive.manifest.primary.path;
-  const key = treeKey(root, options.path ?? '');
+  const keys = chosenKeys(root, options);
+  for (const k of keys)
+    if (k !== '' && !tree.get(k))
+      throw new TidemarkError('state.not-found', `${displayPath(k)} is not in state ${state.id}`);
+  const several = keys.length > 1;
+  const key = several ? '' : (keys[0] ?? '');
   const chosen = key === '' ? null : tree.get(key);
-  if (key !== '' && !chosen)
-    throw new TidemarkError('state.not-found', `${displayPath(key)} is not in state ${state.id}`);
-  const entries = tree.under(key);
+  const entries = several ? entriesOfSeveral(tree, keys) : tree.under(key);
   const target = path.resolve(targetPath);
   checkTarget(target, root, options.force === true);
   const exists = fs.existsSync(target);
@@ -60,6 +70,7 @@ export async function restoreVolumeState(
     state: state.id,
     target,
     path: displayPath(key),
+    ...(several ? { paths: keys.map(displayPath) } : {}),
     files: 0,
     dirs: 0,
     symlinks: 0,
@@ -79,7 +90,8 @@ export async function restoreVolumeState(
     setMetadata(entries, outOf, written);
     // One syncfs for the whole tree instead of an fsync per file (thousands of small files).
     spawnSync('sync', ['-f', build]);
-    await proveRestored(archive, entries, outOf, written, key === '' ? state.stateHash : null);
+    const whole = key === '' && !several;
+    await proveRestored(archive, entries, outOf, written, whole ? state.stateHash : null);
     if (!exists) fs.renameSync(build, target);
   } catch (err) {
     if (!exists) fs.rmSync(build, { recursive: true, force: true });
@@ -91,6 +103,30 @@ export async function restoreVolumeState(
     );
   }
   return report;
+}
+
+/**
+ * The tree paths asked for, without repeats and without any that lies inside another one asked
+ * for (it is restored with it); [''] stands for the whole tree, [] when nothing was named.
+ */
+function chosenKeys(root: string, options: VolumeRestoreOptions): string[] {
+  const given = [...(options.path !== undefined ? [options.path] : []), ...(options.paths ?? [])];
+  const keys = [...new Set(given.map((p) => treeKey(root, p)))].sort(comparePaths);
+  if (keys.includes('')) return [''];
+  return keys.filter((k, i) => !keys.slice(0, i).some((outer) => k.startsWith(`${outer}/`)));
+}
+
+/** The chosen subtrees and the folders above them, parents first (byte order of paths). */
+function entriesOfSeveral(tree: VolumeTree, keys: string[]): VolumeEntry[] {
+  const picked = new Map<string, VolumeEntry>();
+  for (const k of keys) {
+    for (let at = k.indexOf('/'); at > 0; at = k.indexOf('/', at + 1)) {
+      const parent = tree.get(k.slice(0, at));
+      if (parent) picked.set(parent.path, parent);
+    }
+    for (const e of tree.under(k)) picked.set(e.path, e);
+  }
+  return [...picked.values()].sort((a, b) => comparePaths(a.path, b.path));
 }
 
 /** A user's path (absolute inside the tree, or relative to it) as a tree path. */

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
+import { isTidemarkError } from '../../../shared/errors.js';
 import type { Excludes } from './excludes.js';
 import type { FileBlockReader } from './file-blocks.js';
+import type { ScanProgress } from './scan-progress.js';
 import { typeOfStats, type VolumeEntry } from './volume-entry.js';
 import { joinPath, type VolumeTree } from './volume-tree.js';
 
@@ -43,6 +45,8 @@ export class TreeScanner {
   readonly unreadable = new Map<string, string>();
   readonly notes = new Map<string, string>();
   private report: ScanReport = { changed: 0, unsettled: new Set(), examples: [] };
+  /** Counts the first round's files; null when nobody watches, or after that round. */
+  progress: ScanProgress | null = null;
 
   /** When each file was read in this point (ns since 1970, from the engine's clock). */
   private readonly readAt = new Map<string, bigint>();
@@ -166,7 +170,10 @@ export class TreeScanner {
       else if (!same) await this.examineDir(rel, false, false);
       return;
     }
-    if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) return;
+    if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) {
+      if (type === 'file') await this.progress?.add(old.size);
+      return;
+    }
     if (type !== 'file') {
       const entry = entryOf(rel, st, type);
       if (type === 'symlink') {
@@ -186,6 +193,7 @@ export class TreeScanner {
     if (moved) {
       // Renamed or moved (its folder with it): same inode, size, mtime and ctime mean the same
       // content, which need not be read again.
+      await this.progress?.add(moved.size);
       const entry = entryOf(rel, st, 'file');
       entry.blocks = moved.blocks;
       entry.contentHash = moved.contentHash;
@@ -200,6 +208,8 @@ export class TreeScanner {
       this.readAt.set(rel, this.nowNs());
       content = await this.files.read(this.abs(rel));
     } catch (err) {
+      // A cancel from the progress sink is not an unreadable file.
+      if (isTidemarkError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') this.remove(rel);
       else if (code === 'ELOOP') this.report.unsettled.add(rel);
