@@ -96,7 +96,12 @@ export class FileBlockReader {
             }
           }
           if (old && sameBlock(old, count, data.length, bs, quick)) {
-            old.blocks.copy(blocks, count * HASH_BYTES, count * HASH_BYTES, (count + 1) * HASH_BYTES);
+            old.blocks.copy(
+              blocks,
+              count * HASH_BYTES,
+              count * HASH_BYTES,
+              (count + 1) * HASH_BYTES,
+            );
           } else {
             const hash = hashBlock(data);
             hash.copy(blocks, count * HASH_BYTES);
@@ -165,7 +170,8 @@ function sameBlock(
 function readFully(fd: number, into: Buffer, length: number, position: number): Promise<number> {
   // Most files fit in one read: nothing to overlap, and a trip through the thread pool per file
   // would cost more than it saves.
-  if (position === 0 && length < READ_BYTES) return Promise.resolve(readFullySync(fd, into, length));
+  if (position === 0 && length < READ_BYTES)
+    return Promise.resolve(readFullySync(fd, into, length));
   return new Promise((resolve, reject) => {
     let done = 0;
     const step = (): void => {
