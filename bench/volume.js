@@ -32,6 +32,8 @@ const { values: opt } = parseArgs({
     intervals: { type: 'string', default: '5' },
     touched: { type: 'string', default: '300' },
     'no-borg': { type: 'boolean', default: false },
+    'no-rescan': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     workdir: { type: 'string' },
     seed: { type: 'string', default: '1' },
     volume: { type: 'boolean', default: false },
@@ -48,6 +50,8 @@ if (opt.help) {
   --intervals N     intervals after the baseline (default 5)
   --touched N       files touched per interval (default 300)
   --no-borg         skip borg
+  --no-rescan       skip the \`tidemark snapshot\` (rescan) column, to iterate faster
+  --cpu-prof DIR    write a V8 CPU profile of the \`tidemark watch\` process into DIR
   --workdir DIR     where the temporary folder goes (default: .tmp/ in the repository)
 `);
   process.exit(0);
@@ -113,7 +117,15 @@ function mutate(root, files, touched, k, rng) {
 function startWatch(archive) {
   const child = spawn(
     process.execPath,
-    [T.TIDEMARK_BIN, 'watch', archive, '--every', '2s', '--json'],
+    [
+      ...(opt['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opt['cpu-prof'])] : []),
+      T.TIDEMARK_BIN,
+      'watch',
+      archive,
+      '--every',
+      '2s',
+      '--json',
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -190,11 +202,13 @@ async function runSize(base, count, borg) {
   for (let k = 1; k <= Number(opt.intervals); k++) {
     mutate(tree, files, Number(opt.touched), k, rng);
     const point = await watch.next((l) => l.changed === true);
-    const scan = await timed(
-      process.execPath,
-      [T.TIDEMARK_BIN, 'snapshot', tmScan, '--json', '--no-btrfs-snapshot'],
-      { scratch: dir },
-    );
+    const scan = opt['no-rescan']
+      ? { wall: 0, stdout: '{"state":{"storedBytes":0}}' }
+      : await timed(
+          process.execPath,
+          [T.TIDEMARK_BIN, 'snapshot', tmScan, '--json', '--no-btrfs-snapshot'],
+          { scratch: dir },
+        );
     const scanState = JSON.parse(scan.stdout).state;
     const r = await T.resticBackup(restic, resticCache, tree, dir);
     const b = borg ? await T.borgCreate(borgRepo, dir, tree, `b${k}`, dir) : null;

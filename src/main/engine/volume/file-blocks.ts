@@ -1,27 +1,45 @@
 import * as fs from 'node:fs';
 import { HASH_BYTES, hashBlock } from '../block-hash.js';
+import { ScanHasher } from '../scan-hash.js';
 import type { BlockSink } from './block-sink.js';
 import { fileContentHash } from './volume-entry.js';
 
 const READ_BYTES = 8 << 20;
+/**
+ * Files of at least this many blocks keep a scan hash per block, so that the next read of a big
+ * file changed in a few places BLAKE3-hashes (and looks up, and stores) only the blocks whose
+ * scan hash moved. Smaller files are read whole in a few blocks: the extra hash would not pay.
+ */
+export const SCAN_HASH_MIN_BLOCKS = 16;
 
 export interface FileContent {
   size: number;
   blocks: Buffer;
   contentHash: Buffer;
+  /** One xxh3 per block (files of SCAN_HASH_MIN_BLOCKS or more), in step with `blocks`. */
+  scanHashes?: BigUint64Array;
   /** fstat before reading: the metadata the content belongs to. */
   stat: fs.BigIntStats;
   /** Size or mtime moved while the file was read: it must be read again. */
   changedWhileRead: boolean;
 }
 
+/** What the last state knew of a file's content: its blocks and their scan hashes, if any. */
+export interface KnownContent {
+  size: number;
+  blocks?: Buffer;
+  scanHashes?: BigUint64Array;
+}
+
 /**
  * Reads one file and cuts it into fixed-size blocks, hashing each and handing it to the sink.
- * A file that grows while it is read is read up to the size it had when opened; the caller sees
- * `changedWhileRead` and reads it again in the next round of the point.
+ * Reads are asynchronous and double-buffered, so the next chunk is read while this one is
+ * hashed. A file that grows while it is read is read up to the size it had when opened; the
+ * caller sees `changedWhileRead` and reads it again in the next round of the point.
  */
 export class FileBlockReader {
-  private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
+  private readonly buffers = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
+  private readonly scan = new ScanHasher();
   /** Told the bytes of every read as it is made (a point's progress); may throw to cancel. */
   onBytes: ((n: number) => Promise<void> | undefined) | null = null;
 
@@ -30,64 +48,152 @@ export class FileBlockReader {
     private readonly sink: BlockSink | null,
   ) {}
 
-  /** Throws the system error (EACCES, ENOENT, ELOOP for a file replaced by a link...). */
-  async read(abs: Buffer): Promise<FileContent | 'not-a-file'> {
+  /**
+   * Throws the system error (EACCES, ENOENT, ELOOP for a file replaced by a link...). With
+   * `known`, a block whose scan hash equals the one recorded for the same position (and length)
+   * takes that block's BLAKE3 hash; the archive holds it already, since the last state has it.
+   */
+  async read(abs: Buffer, known?: KnownContent): Promise<FileContent | 'not-a-file'> {
     const fd = fs.openSync(
       abs,
       fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
     );
+    let pending: Promise<number> = Promise.resolve(0);
     try {
       const stat = fs.fstatSync(fd, { bigint: true });
       if (!stat.isFile()) return 'not-a-file';
       const want = Number(stat.size);
-      const perRead = Math.floor(READ_BYTES / this.blockSize) * this.blockSize;
-      let blocks: Buffer = Buffer.allocUnsafe(Math.ceil(want / this.blockSize) * HASH_BYTES);
+      const bs = this.blockSize;
+      const perRead = Math.floor(READ_BYTES / bs) * bs;
+      const expected = Math.ceil(want / bs);
+      let blocks: Buffer = Buffer.allocUnsafe(expected * HASH_BYTES);
+      let scanHashes: BigUint64Array | undefined =
+        expected >= SCAN_HASH_MIN_BLOCKS ? new BigUint64Array(expected) : undefined;
+      const old = usable(known);
       let count = 0;
       let size = 0;
+      let turn = 0;
+      pending = readFully(fd, this.buffers[0] as Buffer, Math.min(perRead, want), 0);
       while (size < want) {
-        const n = readFully(fd, this.buffer, Math.min(perRead, want - size), size);
+        const n = await pending;
         if (n === 0) break;
+        const buffer = this.buffers[turn] as Buffer;
+        turn ^= 1;
+        const next = size + n;
+        pending =
+          next < want
+            ? readFully(fd, this.buffers[turn] as Buffer, Math.min(perRead, want - next), next)
+            : Promise.resolve(0);
         const hashes: Buffer[] = [];
-        for (let at = 0; at < n; at += this.blockSize) {
-          const hash = hashBlock(this.buffer.subarray(at, Math.min(n, at + this.blockSize)));
+        const offsets: number[] = [];
+        for (let at = 0; at < n; at += bs) {
+          const data = buffer.subarray(at, Math.min(n, at + bs));
           if ((count + 1) * HASH_BYTES > blocks.length) blocks = grow(blocks);
-          hash.copy(blocks, count * HASH_BYTES);
+          let quick = 0n;
+          if (scanHashes || old) {
+            quick = this.scan.hash(data);
+            if (scanHashes) {
+              if (count >= scanHashes.length) scanHashes = growScan(scanHashes);
+              scanHashes[count] = quick;
+            }
+          }
+          if (old && sameBlock(old, count, data.length, bs, quick)) {
+            old.blocks.copy(
+              blocks,
+              count * HASH_BYTES,
+              count * HASH_BYTES,
+              (count + 1) * HASH_BYTES,
+            );
+          } else {
+            const hash = hashBlock(data);
+            hash.copy(blocks, count * HASH_BYTES);
+            hashes.push(hash);
+            offsets.push(at);
+          }
           count++;
-          hashes.push(hash);
         }
-        if (this.sink) {
+        if (this.sink && hashes.length > 0) {
           // A big file changed in a few places: most of its blocks are known, and are left alone.
           const unknown = hashes.length >= 16 ? this.sink.unknownOf(hashes) : null;
           for (let i = 0; i < hashes.length; i++) {
             const hash = hashes[i] as Buffer;
             if (unknown && !unknown.has(hash)) continue;
-            const at = i * this.blockSize;
-            await this.sink.add(hash, this.buffer.subarray(at, Math.min(n, at + this.blockSize)));
+            const at = offsets[i] as number;
+            await this.sink.add(hash, buffer.subarray(at, Math.min(n, at + bs)));
           }
         }
-        size += n;
+        size = next;
         await this.onBytes?.(n);
       }
+      await pending;
       const after = fs.fstatSync(fd, { bigint: true });
       const blockList = blocks.subarray(0, count * HASH_BYTES);
-      return {
+      const content: FileContent = {
         size,
         blocks: blockList,
-        contentHash: fileContentHash(size, this.blockSize, blockList),
+        contentHash: fileContentHash(size, bs, blockList),
         stat,
         changedWhileRead:
           size !== want || after.size !== stat.size || after.mtimeNs !== stat.mtimeNs,
       };
+      if (scanHashes && count >= SCAN_HASH_MIN_BLOCKS)
+        content.scanHashes = scanHashes.subarray(0, count);
+      return content;
     } finally {
+      // A read still in flight (an error, or the file shrank) must end before the fd is closed
+      // and its buffer reused for the next file.
+      await pending.catch(() => 0);
       fs.closeSync(fd);
     }
   }
 }
 
-function readFully(fd: number, into: Buffer, length: number, position: number): number {
+type UsableContent = { size: number; blocks: Buffer; scanHashes: BigUint64Array };
+
+/** `known` when its scan hashes are in step with its blocks (else nothing can be reused). */
+function usable(known: KnownContent | undefined): UsableContent | null {
+  if (!known?.blocks || !known.scanHashes) return null;
+  if (known.scanHashes.length * HASH_BYTES !== known.blocks.length) return null;
+  return known as UsableContent;
+}
+
+/** Block `i` read now (`length` bytes, scan hash `quick`) is the one the last state has there. */
+function sameBlock(
+  old: UsableContent,
+  i: number,
+  length: number,
+  blockSize: number,
+  quick: bigint,
+): boolean {
+  if (i >= old.scanHashes.length) return false;
+  const oldLength = Math.min(blockSize, old.size - i * blockSize);
+  return oldLength === length && old.scanHashes[i] === quick;
+}
+
+function readFully(fd: number, into: Buffer, length: number, position: number): Promise<number> {
+  // Most files fit in one read: nothing to overlap, and a trip through the thread pool per file
+  // would cost more than it saves.
+  if (position === 0 && length < READ_BYTES)
+    return Promise.resolve(readFullySync(fd, into, length));
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    const step = (): void => {
+      fs.read(fd, into, done, length - done, position + done, (err, n) => {
+        if (err) return reject(err);
+        done += n;
+        if (n === 0 || done >= length) resolve(done);
+        else step();
+      });
+    };
+    if (length <= 0) resolve(0);
+    else step();
+  });
+}
+
+function readFullySync(fd: number, into: Buffer, length: number): number {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, into, done, length - done, position + done);
+    const n = fs.readSync(fd, into, done, length - done, done);
     if (n === 0) break;
     done += n;
   }
@@ -97,5 +203,11 @@ function readFully(fd: number, into: Buffer, length: number, position: number): 
 function grow(b: Buffer): Buffer {
   const bigger = Buffer.allocUnsafe(Math.max(HASH_BYTES * 16, b.length * 2));
   b.copy(bigger);
+  return bigger;
+}
+
+function growScan(a: BigUint64Array): BigUint64Array {
+  const bigger = new BigUint64Array(Math.max(16, a.length * 2));
+  bigger.set(a);
   return bigger;
 }

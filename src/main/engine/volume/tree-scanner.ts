@@ -197,6 +197,7 @@ export class TreeScanner {
       const entry = entryOf(rel, st, 'file');
       entry.blocks = moved.blocks;
       entry.contentHash = moved.contentHash;
+      if (moved.scanHashes) entry.scanHashes = moved.scanHashes;
       if (old && sameEntry(old, entry)) {
         this.touch(rel, old);
         this.tree.set(entry);
@@ -206,7 +207,7 @@ export class TreeScanner {
     let content;
     try {
       this.readAt.set(rel, this.nowNs());
-      content = await this.files.read(this.abs(rel));
+      content = await this.files.read(this.abs(rel), old?.type === 'file' ? old : undefined);
     } catch (err) {
       // A cancel from the progress sink is not an unreadable file.
       if (isTidemarkError(err)) throw err;
@@ -226,6 +227,7 @@ export class TreeScanner {
     entry.size = content.size;
     entry.blocks = content.blocks;
     entry.contentHash = content.contentHash;
+    if (content.scanHashes) entry.scanHashes = content.scanHashes;
     if (old && sameEntry(old, entry)) {
       // Only tracking hints moved (a touch, a chmod back): keep them, count no change.
       this.touch(rel, old);

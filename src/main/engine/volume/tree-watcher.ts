@@ -83,6 +83,9 @@ export class TreeWatcher implements LiveChanges {
 
   async roundEnd(): Promise<Suspects> {
     await new Promise((r) => setTimeout(r, SETTLE_MS));
+    // A busy thread runs due timers before it takes the watcher's pending callbacks: let those
+    // in first, or events delivered within the wait would be missed by this round.
+    await new Promise((r) => setImmediate(r));
     this.counting = false;
     return suspectsOf(this.arrived, this.arrivedFolders);
   }

@@ -27,6 +27,11 @@ export interface VolumeEntry {
   contentHash?: Buffer;
   /** Files: n × 32-byte block hashes, in order. */
   blocks?: Buffer;
+  /**
+   * Big files read in this process: one xxh3 per block, in step with `blocks` (never stored: a
+   * cache that lets the next read skip BLAKE3 for unchanged blocks, file-blocks.ts).
+   */
+  scanHashes?: BigUint64Array;
   // Tracking hints, not part of the state: a change to any of them means "look again".
   ino: bigint;
   ctimeNs: bigint;
@@ -170,6 +175,29 @@ export function fileContentHash(size: number, blockSize: number, blocks: Buffer)
 
 const STATE_DOMAIN = Buffer.from('tidemark-volume-state-v1\0', 'latin1');
 
+/** Bytes entry `e` contributes to the state hash (see volumeStateHash). */
+export function leafLength(e: VolumeEntry): number {
+  return 4 + e.path.length + 17 + (e.target?.length ?? 0) + (e.contentHash ? HASH_BYTES : 0);
+}
+
+/** Writes the state-hash leaf of `e` at `at` (the caller made room: leafLength). */
+export function writeLeaf(buffer: Buffer, at: number, e: VolumeEntry): number {
+  at = buffer.writeUInt32LE(e.path.length, at);
+  at += buffer.write(e.path, at, 'latin1');
+  buffer[at++] = TYPES.indexOf(e.type);
+  at = buffer.writeUInt32LE(e.mode, at);
+  at = buffer.writeBigUInt64LE(BigInt(e.size), at);
+  at = buffer.writeUInt32LE(e.target?.length ?? 0, at);
+  if (e.target) at += buffer.write(e.target, at, 'latin1');
+  if (e.contentHash) at += e.contentHash.copy(buffer, at);
+  return at;
+}
+
+/** The state hash of the leaves of every entry, concatenated in path order. */
+export function stateHashOfLeaves(leaves: Buffer): string {
+  return new Blake3Hasher().update(STATE_DOMAIN).update(leaves).digest('hex');
+}
+
 /**
  * The state hash of a volume: BLAKE3 over every entry in byte order of its path: path, type,
  * mode, size, symlink target and content hash. Times and owners are restored and checked
@@ -177,25 +205,17 @@ const STATE_DOMAIN = Buffer.from('tidemark-volume-state-v1\0', 'latin1');
  */
 export function volumeStateHash(sorted: Iterable<VolumeEntry>): string {
   const hasher = new Blake3Hasher().update(STATE_DOMAIN);
-  // Leaves are gathered into one buffer and hashed in few native calls: a point of a tree of
-  // 50,000 entries computes this once.
+  // Leaves are gathered into one buffer and hashed in few native calls.
   let buffer = Buffer.allocUnsafe(1 << 20);
   let used = 0;
   for (const e of sorted) {
-    const need = 4 + e.path.length + 17 + (e.target?.length ?? 0) + HASH_BYTES;
+    const need = leafLength(e);
     if (used + need > buffer.length) {
       hasher.update(buffer.subarray(0, used));
       used = 0;
       if (need > buffer.length) buffer = Buffer.allocUnsafe(need);
     }
-    used = buffer.writeUInt32LE(e.path.length, used);
-    used += buffer.write(e.path, used, 'latin1');
-    buffer[used++] = TYPES.indexOf(e.type);
-    used = buffer.writeUInt32LE(e.mode, used);
-    used = buffer.writeBigUInt64LE(BigInt(e.size), used);
-    used = buffer.writeUInt32LE(e.target?.length ?? 0, used);
-    if (e.target) used += buffer.write(e.target, used, 'latin1');
-    if (e.contentHash) used += e.contentHash.copy(buffer, used);
+    used = writeLeaf(buffer, used, e);
   }
   hasher.update(buffer.subarray(0, used));
   return hasher.digest('hex');

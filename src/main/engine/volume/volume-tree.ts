@@ -1,6 +1,8 @@
 import {
   comparePaths,
-  volumeStateHash,
+  leafLength,
+  stateHashOfLeaves,
+  writeLeaf,
   type EntryChange,
   type VolumeEntry,
 } from './volume-entry.js';
@@ -22,6 +24,13 @@ export function joinPath(dir: string, name: string): string {
 export class VolumeTree {
   private readonly entries = new Map<string, VolumeEntry>();
   private readonly children = new Map<string, Set<string>>();
+  /**
+   * The entries in path order as of the last `sorted()`, and the paths set or removed since:
+   * a point changes a few hundred paths of a tree of many thousands, so the order is brought up
+   * to date by merging those in, not by sorting the whole tree again.
+   */
+  private order: Ordered | null = null;
+  private readonly moved = new Set<string>();
 
   get size(): number {
     return this.entries.size;
@@ -44,6 +53,7 @@ export class VolumeTree {
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
     this.entries.set(entry.path, entry);
+    if (this.order) this.moved.add(entry.path);
     const parent = parentOf(entry.path);
     let set = this.children.get(parent);
     if (!set) this.children.set(parent, (set = new Set()));
@@ -57,6 +67,7 @@ export class VolumeTree {
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
     this.entries.delete(path);
+    if (this.order) this.moved.add(path);
     this.children.get(parentOf(path))?.delete(path);
     removed.push(entry);
     return removed;
@@ -68,6 +79,7 @@ export class VolumeTree {
       const entry = this.entries.get(child);
       if (entry) removed.push(entry);
       this.entries.delete(child);
+      if (this.order) this.moved.add(child);
     }
     this.children.delete(dir);
     return removed;
@@ -83,9 +95,24 @@ export class VolumeTree {
     return this.entries.values();
   }
 
-  /** Entries in byte order of their paths (the state hash's order). */
+  /**
+   * Entries in byte order of their paths (the state hash's order). The array is shared until
+   * the next change: callers must not modify it.
+   */
   sorted(): VolumeEntry[] {
-    return [...this.entries.values()].sort((a, b) => comparePaths(a.path, b.path));
+    return this.ordered().entries;
+  }
+
+  /** The order and its state-hash leaves, brought up to date with the paths moved since. */
+  private ordered(): Ordered {
+    if (!this.order) {
+      this.order = fullOrder([...this.entries.values()].sort(byPath));
+      this.moved.clear();
+    } else if (this.moved.size > 0) {
+      this.order = mergeOrder(this.order, this.moved, this.entries);
+      this.moved.clear();
+    }
+    return this.order;
   }
 
   /** Entries at or under `path` ('' for all), in byte order. */
@@ -96,7 +123,7 @@ export class VolumeTree {
   }
 
   stateHash(): string {
-    return volumeStateHash(this.sorted());
+    return stateHashOfLeaves(this.ordered().leaves);
   }
 
   /** Total bytes of the files. */
@@ -105,4 +132,96 @@ export class VolumeTree {
     for (const e of this.entries.values()) if (e.type === 'file') n += e.size;
     return n;
   }
+}
+
+function byPath(a: VolumeEntry, b: VolumeEntry): number {
+  return comparePaths(a.path, b.path);
+}
+
+/** Entries in path order with their state-hash leaves, concatenated; entry i ends at ends[i]. */
+interface Ordered {
+  entries: VolumeEntry[];
+  leaves: Buffer;
+  ends: Uint32Array;
+}
+
+function fullOrder(entries: VolumeEntry[]): Ordered {
+  let bytes = 0;
+  for (const e of entries) bytes += leafLength(e);
+  const leaves = Buffer.allocUnsafe(bytes);
+  const ends = new Uint32Array(entries.length);
+  let at = 0;
+  for (let i = 0; i < entries.length; i++) {
+    at = writeLeaf(leaves, at, entries[i] as VolumeEntry);
+    ends[i] = at;
+  }
+  return { entries, leaves, ends };
+}
+
+/**
+ * The order after the paths in `moved` were set or removed: the others keep their place and
+ * their leaves, copied over in runs; the moved ones still present are sorted and merged in.
+ */
+function mergeOrder(
+  old: Ordered,
+  moved: ReadonlySet<string>,
+  current: ReadonlyMap<string, VolumeEntry>,
+): Ordered {
+  const fresh: VolumeEntry[] = [];
+  let freshBytes = 0;
+  for (const p of moved) {
+    const e = current.get(p);
+    if (e) {
+      fresh.push(e);
+      freshBytes += leafLength(e);
+    }
+  }
+  fresh.sort(byPath);
+  const entries: VolumeEntry[] = new Array(current.size);
+  const ends = new Uint32Array(current.size);
+  const leaves = Buffer.allocUnsafe(old.leaves.length + freshBytes);
+  let n = 0;
+  let at = 0;
+  let j = 0;
+  // A run of kept entries [runFrom, runTo) of the old order, copied in one go.
+  let runFrom = 0;
+  let runTo = 0;
+  const flush = (): void => {
+    if (runTo === runFrom) return;
+    const start = runFrom === 0 ? 0 : (old.ends[runFrom - 1] as number);
+    old.leaves.copy(leaves, at, start, old.ends[runTo - 1]);
+    for (let i = runFrom; i < runTo; i++) {
+      entries[n] = old.entries[i] as VolumeEntry;
+      ends[n++] = (old.ends[i] as number) - start + at;
+    }
+    at += (old.ends[runTo - 1] as number) - start;
+    runFrom = runTo;
+  };
+  for (let i = 0; i < old.entries.length; i++) {
+    const e = old.entries[i] as VolumeEntry;
+    if (moved.has(e.path)) {
+      flush();
+      runFrom = runTo = i + 1;
+      continue;
+    }
+    if (j < fresh.length && comparePaths((fresh[j] as VolumeEntry).path, e.path) < 0) {
+      flush();
+      while (j < fresh.length && comparePaths((fresh[j] as VolumeEntry).path, e.path) < 0) {
+        const f = fresh[j++] as VolumeEntry;
+        entries[n] = f;
+        at = writeLeaf(leaves, at, f);
+        ends[n++] = at;
+      }
+    }
+    runTo = i + 1;
+  }
+  flush();
+  while (j < fresh.length) {
+    const f = fresh[j++] as VolumeEntry;
+    entries[n] = f;
+    at = writeLeaf(leaves, at, f);
+    ends[n++] = at;
+  }
+  entries.length = n;
+  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n) };
 }
