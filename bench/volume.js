@@ -113,6 +113,8 @@ function mutate(root, files, touched, k, rng) {
   fs.closeSync(fd);
 }
 
+const WATCH_EVERY_MS = 2000;
+
 /** `tidemark watch --json` as a child; resolves each point's JSON line as it comes. */
 function startWatch(archive) {
   const child = spawn(
@@ -123,7 +125,7 @@ function startWatch(archive) {
       'watch',
       archive,
       '--every',
-      '2s',
+      `${WATCH_EVERY_MS}ms`,
       '--json',
     ],
     {
@@ -137,18 +139,26 @@ function startWatch(archive) {
     buffered += d;
     let nl;
     while ((nl = buffered.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(buffered.slice(0, nl)));
+      // Arrival time: minus pointMs, it says whether a point began after a change was written.
+      lines.push({ ...JSON.parse(buffered.slice(0, nl)), arrivedMs: Date.now() });
       buffered = buffered.slice(nl + 1);
       waiting?.();
     }
   });
   child.stderr.on('data', (d) => process.stderr.write(`[watch] ${d}`));
   return {
-    async next(test) {
+    /** The first line that passes `test`, or null when none came within `timeoutMs`. */
+    async next(test, timeoutMs = Infinity) {
+      const until = Date.now() + timeoutMs;
       for (;;) {
         const i = lines.findIndex(test);
         if (i >= 0) return lines.splice(0, i + 1)[i];
-        await new Promise((r) => (waiting = r));
+        const left = until - Date.now();
+        if (left <= 0) return null;
+        await new Promise((r) => {
+          waiting = r;
+          if (left !== Infinity) setTimeout(r, left);
+        });
       }
     },
     stop: () =>
@@ -157,6 +167,28 @@ function startWatch(archive) {
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * The watch's timer is not tied to the bench's writes: a point may begin while the change is
+ * being made and take only part of it, the rest landing in the next point. So an interval is
+ * every point with a change until one that began after the change was written (it took what was
+ * left), or until the watch stays idle for a few ticks; their times and bytes are added up.
+ */
+async function pointsOfChange(watch, writtenMs) {
+  let pointMs = 0;
+  let storedBytes = 0;
+  let points = 0;
+  for (;;) {
+    const line = await watch.next(() => true, points > 0 ? 4 * WATCH_EVERY_MS : Infinity);
+    if (line === null) break;
+    if (!line.changed) continue;
+    pointMs += line.pointMs;
+    storedBytes += line.state.storedBytes;
+    points++;
+    if (line.arrivedMs - line.pointMs > writtenMs) break;
+  }
+  return { pointMs, points, state: { storedBytes } };
 }
 
 async function runSize(base, count, borg) {
@@ -201,7 +233,7 @@ async function runSize(base, count, borg) {
   const rows = [];
   for (let k = 1; k <= Number(opt.intervals); k++) {
     mutate(tree, files, Number(opt.touched), k, rng);
-    const point = await watch.next((l) => l.changed === true);
+    const point = await pointsOfChange(watch, Date.now());
     const scan = opt['no-rescan']
       ? { wall: 0, stdout: '{"state":{"storedBytes":0}}' }
       : await timed(
@@ -237,7 +269,7 @@ async function runSize(base, count, borg) {
       rsyncBytes: duBytes(rsyncDir) - before,
     });
     log(
-      `${count} files: interval ${k}: watch ${secs(point.pointMs / 1000)} s, restic ${secs(r.wall)} s`,
+      `${count} files: interval ${k}: watch ${secs(point.pointMs / 1000)} s (${point.points} point(s)), restic ${secs(r.wall)} s`,
     );
   }
   await watch.stop();
