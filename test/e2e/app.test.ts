@@ -1,60 +1,34 @@
 // End to end, for real: `tidemark serve` on real temporary image files, the built UI in
 // Debian's Chromium driven by playwright-core, bytes checked on disk.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomImage, scribble } from '../helpers/engine.js';
-import { startServe, type Served } from '../helpers/serve.js';
 import { sha256 } from '../helpers/tmp.js';
-import { TidemarkPage } from './tidemark-page.js';
+import type { TidemarkPage } from './tidemark-page.js';
+import { haveChromium, openUiSession, type UiSession } from './ui-session.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = path.resolve(import.meta.dirname, '../../test-results/e2e');
 const TOKEN = 'e2e-token-0123456789abcdef';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the UI tests: no ${CHROMIUM} (apt-get install chromium)`);
 
 describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => {
+  let session: UiSession;
   let dir: string;
-  let served: Served;
-  let context: BrowserContext;
+  let served: UiSession['served'];
   let ui: TidemarkPage;
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[];
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-e2e-'));
-    fs.rmSync(SHOTS, { recursive: true, force: true });
-    served = await startServe(['--token', TOKEN, '--data-dir', path.join(dir, 'data')]);
-    context = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+    session = await openUiSession({
+      name: 'e2e',
+      token: TOKEN,
       viewport: { width: 1000, height: 760 },
       colorScheme: 'light',
     });
-    const page = context.pages()[0] ?? (await context.newPage());
-    // Script errors and CSP violations (an inline style the policy blocks) fail the run.
-    page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') consoleErrors.push(msg.text());
-    });
-    ui = new TidemarkPage(page, SHOTS);
+    ({ dir, served, ui, consoleErrors } = session);
   });
 
   afterAll(async () => {
-    await context?.close();
-    await served?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await session?.close();
   });
 
   it('protects an image, snapshots, slides back in time and restores it, verified on disk', async () => {

@@ -2,47 +2,31 @@
 // the retention form with the engine's defaults, pinning a state, and the local cache while the
 // archive folder is gone (renamed away) and after it is back.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServe, type Served } from '../helpers/serve.js';
-import { TidemarkPage } from './tidemark-page.js';
+import type { TidemarkPage } from './tidemark-page.js';
+import { haveChromium, openUiSession, type UiSession } from './ui-session.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = path.resolve(import.meta.dirname, '../../test-results/e2e-keep');
 const TOKEN = 'e2e-keep-token-0123456789';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the UI tests: no ${CHROMIUM} (apt-get install chromium)`);
 
 describe.skipIf(!haveChromium)('retention and the local cache in the UI', () => {
+  let session: UiSession;
   let dir: string;
-  let served: Served;
-  let context: BrowserContext;
+  let served: UiSession['served'];
   let ui: TidemarkPage;
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[];
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-e2e-keep-'));
-    fs.rmSync(SHOTS, { recursive: true, force: true });
-    served = await startServe(['--token', TOKEN, '--data-dir', path.join(dir, 'data')]);
-    context = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+    session = await openUiSession({
+      name: 'e2e-keep',
+      token: TOKEN,
       viewport: { width: 1000, height: 900 },
     });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') consoleErrors.push(msg.text());
-    });
-    ui = new TidemarkPage(page, SHOTS);
+    ({ dir, served, ui, consoleErrors } = session);
   });
 
   afterAll(async () => {
-    await context?.close();
-    await served?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await session?.close();
   });
 
   it('sets retention, pins a state, caches while the secondary is missing and ships after', async () => {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../src/main/index.js';
+import { call, until } from '../helpers/app.js';
 import { DEFAULT_RETENTION } from '../../src/main/engine/retention/retention-policy.js';
 import type { ApiEvent, RestorePlan, SnapshotOutcome } from '../../src/shared/api.js';
 import { DEFAULT_SCHEDULE, type JobView } from '../../src/shared/jobs.js';
@@ -31,21 +32,6 @@ async function app(dataDir: string, clock: { t: number }): Promise<App> {
   });
   apps.push(a);
   return a;
-}
-
-async function call<T>(a: App, method: string, params: unknown): Promise<T> {
-  const r = await a.dispatch(method, params);
-  if (!r.ok) throw new Error(`${method}: ${r.error.code}: ${r.error.message}`);
-  return r.value as T;
-}
-
-async function until(a: App, id: string, pred: (j: JobView) => boolean): Promise<JobView> {
-  for (let i = 0; i < 600; i++) {
-    const job = a.jobs.get(id);
-    if (pred(job)) return job;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for the job: ${JSON.stringify(a.jobs.get(id))}`);
 }
 
 const SCHEDULE = { ...DEFAULT_SCHEDULE, intervalMinutes: 5, pauseOnBattery: false };

@@ -15,6 +15,20 @@ import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
 
+/** A prune, years later, that keeps only the newest state. */
+const KEEP_NEWEST_ONLY = [
+  '--now',
+  '2030-01-01T00:00:00Z',
+  '--keep-within',
+  '1h',
+  '--keep-hourly',
+  '0',
+  '--keep-daily',
+  '0',
+  '--keep-weekly',
+  '0',
+];
+
 type Listed = StateInfo & { location: string; secondaries?: string[] };
 interface SnapshotJson {
   location: 'secondary' | 'cache';
@@ -165,20 +179,7 @@ describe('fan-out to several folder secondaries', () => {
       sums.push(sha256(image));
     }
     const before = tidemarkJson<StateInfo[]>('states', nas);
-    ok(
-      'prune',
-      usb,
-      '--now',
-      '2030-01-01T00:00:00Z',
-      '--keep-within',
-      '1h',
-      '--keep-hourly',
-      '0',
-      '--keep-daily',
-      '0',
-      '--keep-weekly',
-      '0',
-    );
+    ok('prune', usb, ...KEEP_NEWEST_ONLY);
     expect(tidemarkJson<StateInfo[]>('states', usb).map((s) => s.id)).toEqual([3]);
     expect(tidemarkJson<StateInfo[]>('states', nas)).toEqual(before);
     // The content of state 0 comes back: the main archive stores no new block for it, but the
@@ -328,22 +329,7 @@ describe('fan-out with encryption', () => {
       fs.readFileSync(path.join(usb, 'updates', '0000000001.tmu')).includes('FANOUT-PLAINTEXT'),
     ).toBe(true);
     expect(tidemark('states', vault).code).not.toBe(0);
-    ok(
-      'prune',
-      vault2,
-      '--now',
-      '2030-01-01T00:00:00Z',
-      '--keep-within',
-      '1h',
-      '--keep-hourly',
-      '0',
-      '--keep-daily',
-      '0',
-      '--keep-weekly',
-      '0',
-      '--passphrase-file',
-      pw,
-    );
+    ok('prune', vault2, ...KEEP_NEWEST_ONLY, '--passphrase-file', pw);
     const ids = (a: string) =>
       tidemarkJson<StateInfo[]>('states', a, '--passphrase-file', pw).map((s) => s.id);
     expect(ids(vault2)).toEqual([2]);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../src/main/index.js';
+import { until } from '../helpers/app.js';
 import { DEFAULT_SCHEDULE, type JobView } from '../../src/shared/jobs.js';
 import { randomImage, scribble, WORKER_URL } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -11,15 +12,6 @@ const apps: App[] = [];
 afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
-
-async function until(a: App, id: string, pred: (j: JobView) => boolean): Promise<JobView> {
-  for (let i = 0; i < 600; i++) {
-    const job = a.jobs.get(id);
-    if (pred(job)) return job;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out; job is ${JSON.stringify(a.jobs.get(id))}`);
-}
 
 describe('scheduler', () => {
   it('waits while the backup disk is away, and snapshots when it is plugged in again', async () => {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../src/main/index.js';
+import { call, until } from '../helpers/app.js';
 import type { JobView } from '../../src/shared/jobs.js';
 import { DEFAULT_SCHEDULE } from '../../src/shared/jobs.js';
 import { decide } from '../../src/main/services/schedule-policy.js';
@@ -27,21 +28,6 @@ async function app(dataDir: string, allowCrash = false): Promise<App> {
   a.scheduler.stop();
   apps.push(a);
   return a;
-}
-
-async function call<T>(a: App, method: string, params: unknown): Promise<T> {
-  const r = await a.dispatch(method, params);
-  if (!r.ok) throw new Error(`${method}: ${r.error.code}: ${r.error.message}`);
-  return r.value as T;
-}
-
-async function until(a: App, id: string, pred: (j: JobView) => boolean): Promise<JobView> {
-  for (let i = 0; i < 600; i++) {
-    const job = a.jobs.get(id);
-    if (pred(job)) return job;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for the job');
 }
 
 describe('services', () => {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../src/main/index.js';
+import { call, until } from '../helpers/app.js';
 import { checkChoice } from '../../src/main/services/drives.js';
 import type { RestorePlan } from '../../src/shared/api.js';
 import type { JobView } from '../../src/shared/jobs.js';
@@ -29,25 +30,10 @@ async function app(dataDir: string): Promise<App> {
   return a;
 }
 
-async function call<T>(a: App, method: string, params: unknown): Promise<T> {
-  const r = await a.dispatch(method, params);
-  if (!r.ok) throw new Error(`${method}: ${r.error.code}: ${r.error.message}`);
-  return r.value as T;
-}
-
 async function refused(a: App, method: string, params: unknown): Promise<string> {
   const r = await a.dispatch(method, params);
   expect(r.ok).toBe(false);
   return r.ok ? '' : `${r.error.code}: ${r.error.message}`;
-}
-
-async function until(a: App, id: string, pred: (j: JobView) => boolean): Promise<JobView> {
-  for (let i = 0; i < 600; i++) {
-    const job = a.jobs.get(id);
-    if (pred(job)) return job;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for the job: ${JSON.stringify(a.jobs.get(id))}`);
 }
 
 /** A small tree: two files at the top, one in a folder. */
