@@ -27,14 +27,16 @@ describe('prune killed at random moments', () => {
     );
     expect(first.code).toBe(0);
     const span = first.times.endAt - first.times.lockAt;
+    // A prune that happens to run faster than the measured one outlives its kill: such rounds
+    // are still checked, and more are run (up to 10) until 4 have been killed mid-prune.
     let killed = 0;
-    for (let round = 0; round < 4; round++) {
-      const ms = Math.random() * span * 0.8;
+    for (let round = 0; round < 10 && killed < 4; round++) {
+      const ms = Math.random() * span * 0.6;
       const seen = await killPruneOnce(CLI, build, path.join(dir, `kill-${round}`), ms, {
         thorough: round === 0,
       });
       if (seen.killed) killed++;
     }
     expect(killed).toBeGreaterThanOrEqual(3);
-  }, 180_000);
+  }, 300_000);
 });
