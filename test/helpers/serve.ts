@@ -65,3 +65,29 @@ export function rawRequest(
     req.end(options.body);
   });
 }
+
+/** The answer of the HTTP API: `value` when ok, `error` otherwise. */
+export interface ApiAnswer<T> {
+  ok: boolean;
+  value: T;
+  error?: { code?: string; message: string };
+}
+
+/** One authenticated call of `tidemark serve`'s API, answered as sent. */
+export async function apiCall<T>(
+  served: Served,
+  token: string,
+  method: string,
+  params: unknown = {},
+): Promise<ApiAnswer<T>> {
+  const r = await rawRequest(served.port, `/api/${method}`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      Host: `127.0.0.1:${served.port}`,
+      Authorization: `Bearer ${token}`,
+    },
+    body: JSON.stringify(params),
+  });
+  return JSON.parse(r.body) as ApiAnswer<T>;
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/shared/jobs.js';
 import { tidemark } from '../helpers/cli.js';
 import { randomImage } from '../helpers/engine.js';
-import { rawRequest, startServe, type Served } from '../helpers/serve.js';
+import { apiCall, startServe, type Served } from '../helpers/serve.js';
 import { sha256 } from '../helpers/tmp.js';
 
 const TOKEN = 'fanout-token-0123456789abcdef';
@@ -37,19 +37,10 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function call<T>(method: string, body: unknown = {}): Promise<T> {
-  const r = await rawRequest(served.port, `/api/${method}`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      Host: `127.0.0.1:${served.port}`,
-      Authorization: `Bearer ${TOKEN}`,
-    },
-    body: JSON.stringify(body),
-  });
-  const parsed = JSON.parse(r.body) as { ok: boolean; value: T; error?: { message: string } };
-  expect(parsed.ok, parsed.error?.message).toBe(true);
-  return parsed.value;
+async function call<T>(method: string, params: unknown = {}): Promise<T> {
+  const answer = await apiCall<T>(served, TOKEN, method, params);
+  expect(answer.ok, answer.error?.message).toBe(true);
+  return answer.value;
 }
 
 describe('fan-out in the app', () => {

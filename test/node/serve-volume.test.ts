@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tidemark } from '../helpers/cli.js';
-import { rawRequest, startServe, type Served } from '../helpers/serve.js';
+import { apiCall, startServe, type Served } from '../helpers/serve.js';
 
 const TOKEN = 'test-token-volume-0123456789';
 let served: Served;
@@ -39,21 +39,7 @@ afterAll(async () => {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Loose = any;
 
-async function call(
-  method: string,
-  params: unknown,
-): Promise<{ ok: boolean; value?: Loose; error?: Loose }> {
-  const r = await rawRequest(served.port, `/api/${method}`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      Host: `127.0.0.1:${served.port}`,
-      Authorization: `Bearer ${TOKEN}`,
-    },
-    body: JSON.stringify(params),
-  });
-  return JSON.parse(r.body);
-}
+const call = (method: string, params: unknown) => apiCall<Loose>(served, TOKEN, method, params);
 
 describe('tidemark serve with a folder archive', () => {
   it('lists it as a volume job, browses its states and says what changed', async () => {
@@ -82,11 +68,13 @@ describe('tidemark serve with a folder archive', () => {
       code: 'state.not-found',
       message: 'state 9 does not exist in this archive',
     });
-    expect((await call('jobs.browse', { id, stateId: 0, path: '../..' })).error.code).toBe('usage');
-    expect((await call('jobs.diff', { id, from: 'x', to: 1 })).error.message).toBe(
+    expect((await call('jobs.browse', { id, stateId: 0, path: '../..' })).error?.code).toBe(
+      'usage',
+    );
+    expect((await call('jobs.diff', { id, from: 'x', to: 1 })).error?.message).toBe(
       'Invalid input: expected number, received string (jobs.diff from)',
     );
-    expect((await call('jobs.browse', { id: 'nope', stateId: 0 })).error.message).toBe(
+    expect((await call('jobs.browse', { id: 'nope', stateId: 0 })).error?.message).toBe(
       'no job nope',
     );
   });
