@@ -4,6 +4,7 @@
 import { BlockCodec, zstdBound } from './block-codec.js';
 import { alignedSharedMemory } from './aligned-buffer.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
+import { scanBatch, type ScanMemory } from './device/scan-work.js';
 
 /**
  * Blocks to compress. `meta` = [count, raw length × max, stored length × max] (max = the
@@ -46,7 +47,8 @@ export interface HashMemory {
 export type BlockJob =
   | { op: 'compress'; memory: CompressMemory; level: number }
   | { op: 'inflate'; memory: InflateMemory; check: boolean }
-  | { op: 'hash'; memory: HashMemory };
+  | { op: 'hash'; memory: HashMemory }
+  | { op: 'scan'; memory: ScanMemory };
 
 export const INFLATE_OK = 1;
 export const INFLATE_DAMAGED = 2;
@@ -99,6 +101,7 @@ function codecFor(level: number): BlockCodec {
 export function runBlockJob(job: BlockJob): void {
   if (job.op === 'compress') compressBatch(job.memory, job.level);
   else if (job.op === 'inflate') inflateBatch(job.memory, job.check);
+  else if (job.op === 'scan') scanBatch(job.memory);
   else hashBatch(job.memory);
 }
 
