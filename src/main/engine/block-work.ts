@@ -4,7 +4,6 @@
 import { BlockCodec, zstdBound } from './block-codec.js';
 import { alignedSharedMemory } from './aligned-buffer.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
-import { scanBatch, type ScanMemory } from './device/scan-work.js';
 
 /**
  * Blocks to compress. `meta` = [count, raw length × max, stored length × max] (max = the
@@ -47,8 +46,7 @@ export interface HashMemory {
 export type BlockJob =
   | { op: 'compress'; memory: CompressMemory; level: number }
   | { op: 'inflate'; memory: InflateMemory; check: boolean }
-  | { op: 'hash'; memory: HashMemory }
-  | { op: 'scan'; memory: ScanMemory };
+  | { op: 'hash'; memory: HashMemory };
 
 export const INFLATE_OK = 1;
 export const INFLATE_DAMAGED = 2;
@@ -101,7 +99,6 @@ function codecFor(level: number): BlockCodec {
 export function runBlockJob(job: BlockJob): void {
   if (job.op === 'compress') compressBatch(job.memory, job.level);
   else if (job.op === 'inflate') inflateBatch(job.memory, job.check);
-  else if (job.op === 'scan') scanBatch(job.memory);
   else hashBatch(job.memory);
 }
 

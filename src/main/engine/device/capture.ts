@@ -2,7 +2,7 @@ import { TidemarkError } from '../../../shared/errors.js';
 import { alignedBuffer } from '../aligned-buffer.js';
 import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
-import { HASH_BYTES, hashBlock, isZero, zeroHash } from '../block-hash.js';
+import { hashBlock, isZero, zeroHash } from '../block-hash.js';
 import type { BlobLocation, StateRow } from '../catalog.js';
 import type { Clock } from '../clock.js';
 import type { UpdateMeta } from '../format/update-format.js';
@@ -11,12 +11,10 @@ import { BlockCompressor, type CompressedBatch } from '../block-compressor.js';
 import { FORMAT_VERSION } from '../format/version.js';
 import type { Journal } from '../journal.js';
 import { loadStateMap } from '../state-loader.js';
-import { UNKNOWN_SCAN_HASH } from '../scan-hash.js';
+import { ScanHasher, UNKNOWN_SCAN_HASH } from '../scan-hash.js';
 import { StateMap } from '../state-map.js';
 import { updateName } from '../update-names.js';
-import { scanGroups, type ScannedChunk } from './group-scan.js';
 import { PrimaryDevice } from './primary-device.js';
-import { GROUP_SAME, GROUP_ZERO } from './scan-work.js';
 import { gradeSource } from './quiescence.js';
 
 const CHUNK_BYTES = 8 << 20;
@@ -141,7 +139,13 @@ async function scanInto(
     blobs: [],
   };
   const storedHere = new Set<string>();
+  const scanHasher = new ScanHasher();
   const perGroup = map.blocksPerScanGroup;
+  const runs = [
+    ...(candidates
+      ? runsOf(candidates, blockSize)
+      : wholeDevice(map.blockCount, blockSize, map.blocksPerScanGroup)),
+  ];
   const totalBlocks = candidates ? candidates.length : map.blockCount;
   const pending: Array<{ index: number; hash: Buffer; data: Buffer | null }> = [];
   let done = 0;
@@ -160,63 +164,44 @@ async function scanInto(
     pending.push({ index, hash, data: zero ? null : data });
   };
 
-  // A block whose content hash is known: recorded if it differs from the last state.
-  const recordBlock = (index: number, hash: Buffer, data: Buffer | null): void => {
-    if (previous?.equalsAt(index, hash)) return;
-    if (previous) result.touched.push(index);
-    map.set(index, hash);
-    result.changedBlocks++;
-    pending.push({ index, hash, data });
-  };
-
-  // A whole scan: the block worker tested one xxh3 per group of blocks and BLAKE3-hashed the
-  // blocks of the groups whose xxh3 differs; here only those groups are looked at.
-  const processScanned = async (chunk: ScannedChunk): Promise<void> => {
-    const { firstBlock, blocks, input, status, quick, hashes } = chunk;
-    for (let g = 0, first = firstBlock; first < firstBlock + blocks; g++, first += perGroup) {
-      const s = status[g];
-      if (s === GROUP_SAME) continue;
-      const count = Math.min(perGroup, firstBlock + blocks - first);
-      const group = first / perGroup;
-      map.scanHashes[group] = quick[g] as bigint;
-      if (s === GROUP_ZERO && previous && previous.allZero(first, count)) continue;
-      result.scanHashesChanged = true;
-      for (let index = first; index < first + count; index++) {
-        const length = map.blockLength(index);
-        if (s === GROUP_ZERO) {
-          recordBlock(index, zeroHash(length), null);
-          continue;
-        }
-        const at = (index - firstBlock) * HASH_BYTES;
-        const hash = hashes.subarray(at, at + HASH_BYTES);
-        if (previous?.equalsAt(index, hash)) continue;
-        const zero = hash.equals(zeroHash(length));
-        const offset = (index - firstBlock) * blockSize;
-        // The hash is copied (the slot is reused); the data is copied by the compressor.
-        recordBlock(
-          index,
-          Buffer.from(hash),
-          zero ? null : input.subarray(offset, offset + length),
-        );
-      }
-    }
-    await storePending();
-    done += blocks;
-    options.onProgress?.(done, totalBlocks);
-  };
-
   const processChunk = async (
     buffer: Buffer,
     firstBlock: number,
     blocks: number,
   ): Promise<void> => {
-    for (let i = 0; i < blocks; i++) {
-      const before = result.changedBlocks;
-      compareBlock(buffer, i * blockSize, firstBlock + i);
-      // The group's scan hash no longer describes its content: forget it.
-      if (result.changedBlocks !== before) {
-        map.scanHashes[Math.floor((firstBlock + i) / perGroup)] = UNKNOWN_SCAN_HASH;
+    const aligned =
+      firstBlock % perGroup === 0 &&
+      (blocks % perGroup === 0 || firstBlock + blocks === map.blockCount);
+    if (!candidates && aligned) {
+      // A whole scan: one xxh3 per group of blocks tells whether any of them may have changed.
+      for (let g = 0; g < blocks; g += perGroup) {
+        const first = firstBlock + g;
+        const count = Math.min(perGroup, firstBlock + blocks - first);
+        const data = buffer.subarray(
+          g * blockSize,
+          g * blockSize + (count - 1) * blockSize + map.blockLength(first + count - 1),
+        );
+        const group = first / perGroup;
+        if (isZero(data)) {
+          map.scanHashes[group] = UNKNOWN_SCAN_HASH;
+          if (previous && previous.allZero(first, count)) continue;
+        } else {
+          const quick = scanHasher.hash(data);
+          if (previous && quick !== UNKNOWN_SCAN_HASH && quick === map.scanHashes[group]) continue;
+          map.scanHashes[group] = quick;
+        }
         result.scanHashesChanged = true;
+        for (let b = 0; b < count; b++) compareBlock(buffer, (g + b) * blockSize, first + b);
+      }
+    } else {
+      for (let i = 0; i < blocks; i++) {
+        const before = result.changedBlocks;
+        compareBlock(buffer, i * blockSize, firstBlock + i);
+        // The group's scan hash no longer describes its content: forget it.
+        if (result.changedBlocks !== before) {
+          map.scanHashes[Math.floor((firstBlock + i) / perGroup)] = UNKNOWN_SCAN_HASH;
+          result.scanHashesChanged = true;
+        }
       }
     }
     await storePending();
@@ -277,9 +262,7 @@ async function scanInto(
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
   const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
   try {
-    if (candidates)
-      await readRuns(device, [...runsOf(candidates, blockSize)], blockSize, processChunk);
-    else await scanGroups(device, map, processScanned);
+    await readRuns(device, runs, blockSize, processChunk);
     await writing;
   } catch (err) {
     await writing.catch(() => undefined);
@@ -364,6 +347,13 @@ async function commit(
 
 /** A run of contiguous blocks to read: [first, first + count). */
 type Run = [first: number, count: number];
+
+/** Chunks of whole scan groups, so each group is hashed from one buffer. */
+function* wholeDevice(blockCount: number, blockSize: number, perGroup: number): Generator<Run> {
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / (blockSize * perGroup))) * perGroup;
+  for (let first = 0; first < blockCount; first += perChunk)
+    yield [first, Math.min(perChunk, blockCount - first)];
+}
 
 function* runsOf(sorted: number[], blockSize: number): Generator<Run> {
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / blockSize));
