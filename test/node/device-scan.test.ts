@@ -22,13 +22,13 @@ function writeAt(file: string, offset: number, data: Buffer): void {
   fs.closeSync(fd);
 }
 
-// The compiled CLI, so the scan runs on the block worker thread (unit tests run it inline).
-describe('whole-device scan on the block worker (CLI)', () => {
+// Through the compiled CLI, as users run it, on an image of several read chunks.
+describe('whole-device scan (CLI)', () => {
   it('finds exactly the changed blocks across chunk, group and partial-block edges', () => {
     const dir = tempDir();
     const image = path.join(dir, 'primary.img');
     const archive = path.join(dir, 'archive');
-    // Three whole chunks, two groups and a partial last block: every edge of the pipeline.
+    // More than one 8 MiB read, a partial last group and a partial last block.
     const size = 3 * CHUNK + 2 * GROUP + 5000;
     const content = Buffer.alloc(size);
     randomBytes(2 * CHUNK).copy(content, 0);
