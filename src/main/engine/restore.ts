@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport } from '../../shared/states.js';
 import { isProcessAlive, type Archive } from './archive.js';
-import { BlockHasher } from './block-hasher.js';
 import { BlockInflater } from './block-inflater.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 import type { BlobLocation, StateRow } from './catalog.js';
@@ -15,13 +14,13 @@ import { blockDeviceBytes, describeDevice, deviceNumbers } from './device/primar
 import { mountPointOf } from './device/quiescence.js';
 import { checkFileHeader, HEADER_BYTES, RECORD_HEADER_BYTES } from './format/update-format.js';
 import { loadStateMap } from './state-loader.js';
-import { computeStateHash, type StateMap } from './state-map.js';
+import type { StateMap } from './state-map.js';
+import { RestoreReadBack } from './restore-read-back.js';
+import { SyncBehind } from './sync-behind.js';
 import { syncDirectory, TEMP_MARK } from './storage/folder-store.js';
 
 /** Blocks looked up and fetched together: 32 MiB worth, at least 64. */
 const BATCH_BYTES = 32 << 20;
-/** Read-back chunk: fewer, larger hand-overs to the hashing thread. */
-const READ_BACK = 16 << 20;
 const READ_RANGE = 8 << 20;
 const MAX_GAP = 1 << 20;
 
@@ -74,11 +73,16 @@ export async function restoreState(
   const map = await loadStateMap(archive, state.id);
   const target = await openTarget(archive, path.resolve(targetPath), map, options);
   let written = { blocks: 0, bytes: 0 };
+  const flusher = new SyncBehind(target.handle);
+  const readBack = new RestoreReadBack(target.handle, map);
   try {
-    written = await writeBlocks(archive, map, target, options);
+    // A target that starts empty gets its size first: the zero blocks it is never given are then
+    // holes inside the file, read back as the zeros they stand for.
+    if (target.temp || target.wasEmpty) await target.handle.truncate(map.primarySize);
+    written = await writeBlocks(archive, map, target, options, { flusher, readBack });
     if (target.type === 'file') await target.handle.truncate(map.primarySize);
-    await target.handle.sync();
-    const { stateHash, blockHashes } = await hashTarget(target.handle, map);
+    const [, proof] = await Promise.all([flusher.sync(), readBack.finish()]);
+    const { stateHash, blockHashes } = proof;
     if (stateHash !== state.stateHash) {
       // A new file was written from blocks whose content hashes were not checked on the way
       // (the read-back checks them all): say whether the archive is damaged, as a checked
@@ -92,6 +96,8 @@ export async function restoreState(
     await target.handle.close();
     if (target.temp) await publish(target.temp, target.path);
   } catch (err) {
+    await readBack.close();
+    await flusher.settle();
     await target.handle.close().catch(() => undefined);
     // A half-written new file is worthless and misleading; an existing target keeps what it got,
     // and for a file that was empty that is nothing.
@@ -214,6 +220,7 @@ async function writeBlocks(
   map: StateMap,
   target: Target,
   options: RestoreOptions,
+  behind: { flusher: SyncBehind; readBack: RestoreReadBack },
 ): Promise<{ blocks: number; bytes: number }> {
   const { blockSize } = map;
   // Into a new file, blocks are written without their BLAKE3 check: the read-back proves them all
@@ -299,7 +306,13 @@ async function writeBlocks(
       previous = {
         fetching,
         which,
-        write: () => writeRuns(target.handle, image, filled, last - first, batchStart, map, first),
+        write: async () => {
+          await writeRuns(target.handle, image, filled, last - first, batchStart, map, first);
+          // Behind the writes: the disk gets this batch now, and its read-back (the proof) runs
+          // while later batches are decoded.
+          behind.flusher.kick();
+          void behind.readBack.range(first, last - first);
+        },
       };
       options.onProgress?.(first, map.blockCount);
     }
@@ -505,50 +518,6 @@ async function fetchBlocks(
 
 function hashOf(data: Buffer): Buffer {
   return isZero(data) ? zeroHash(data.length) : hashBlock(data);
-}
-
-/** Reads the target back and computes its state hash (hashing on the block worker). */
-async function hashTarget(
-  handle: FileHandle,
-  map: StateMap,
-): Promise<{ stateHash: string; blockHashes: Buffer }> {
-  const hashes = Buffer.allocUnsafe(map.blockCount * HASH_BYTES);
-  const perChunk = Math.max(1, Math.floor(READ_BACK / map.blockSize));
-  const hasher = new BlockHasher(map.blockSize, perChunk);
-  let hashing: Promise<void> = Promise.resolve();
-  try {
-    for (let first = 0; first < map.blockCount; first += perChunk) {
-      const count = Math.min(perChunk, map.blockCount - first);
-      const batch = await hasher.batch(count, map.blockLength(first + count - 1));
-      try {
-        await readFully(handle, batch.input, first * map.blockSize, batch.input.length);
-      } catch (err) {
-        batch.release();
-        throw err;
-      }
-      const done = batch.run();
-      const previous = hashing;
-      hashing = (async () => {
-        try {
-          await previous;
-          await done;
-          batch.hashes.copy(hashes, first * HASH_BYTES);
-        } finally {
-          batch.release();
-        }
-      })();
-      // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
-      hashing.catch(() => undefined);
-      await previous;
-    }
-    await hashing;
-  } finally {
-    await hasher.close();
-  }
-  return {
-    stateHash: computeStateHash(map.primarySize, map.blockSize, hashes),
-    blockHashes: hashes,
-  };
 }
 
 /**
