@@ -31,12 +31,22 @@ const MIN_ROUNDS = 3;
 const MAX_ROUNDS = 100;
 const FRAME_BYTES = 1 << 20;
 
-/** Where changes come from between rounds when a watcher runs. */
+/** Paths (and folders to list) the watcher named. */
+export interface Arrivals {
+  paths: Set<string>;
+  folders: Set<string>;
+}
+
+/**
+ * Where changes come from between rounds when a watcher runs. A round claims the tree as it was
+ * when the round began: every change made before that has arrived once `roundEnd` resolves, and
+ * what the round read is shown unchanged since then by its own stats (TreeScanner.stableSince).
+ */
 export interface LiveChanges {
-  /** Starts counting what arrives from now on. */
-  roundStart(): void;
-  /** Waits for late events and returns what arrived since `roundStart` (empty: quiet). */
-  roundEnd(): Promise<Suspects>;
+  /** Begins a round: returns what arrived since the last call (to read too) and counts anew. */
+  roundStart(): Suspects;
+  /** Waits until changes made before the round began have arrived; what arrived since then. */
+  roundEnd(): Promise<Arrivals>;
 }
 
 export interface VolumeCaptureOptions {
@@ -211,17 +221,22 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
   let round = 0;
   for (; round < MAX_ROUNDS; round++) {
     if (round >= MIN_ROUNDS && options.clock.now().getTime() - started > QUIET_LIMIT_MS) break;
-    options.live?.roundStart();
+    if (options.live) {
+      suspects = merged(suspects, options.live.roundStart());
+      scanner.stableSince = BigInt(options.clock.now().getTime()) * 1_000_000n;
+    }
     const report = await scanner.scan(suspects);
     firstRoundDone(scanner);
     const unsettled = [...report.unsettled];
     if (options.live) {
       const arrived = await options.live.roundEnd();
-      if (arrived.paths.size === 0 && arrived.dirs.size === 0 && unsettled.length === 0)
+      // An event for a path this round showed unchanged since it began reports an older write.
+      const open = [...arrived.paths].filter((p) => !scanner.proven.has(p));
+      if (open.length === 0 && arrived.folders.size === 0 && unsettled.length === 0)
         return { consistency: 'quiescent' };
-      for (const p of unsettled) arrived.paths.add(p);
-      suspects = arrived;
-      lastChanged = [...arrived.paths];
+      // What arrived is taken by the next round's start, with whatever comes meanwhile.
+      suspects = { ...emptySuspects(), named: true, paths: new Set(unsettled) };
+      lastChanged = [...open, ...unsettled];
     } else {
       // No watcher: a rescan of metadata tells whether anything moved while the round read.
       if (round > 0 && report.changed === 0 && unsettled.length === 0)
@@ -235,6 +250,17 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
   return {
     consistency: 'none',
     reason: `the tree kept changing while it was read (${round} rounds, ${(options.clock.now().getTime() - started) / 1000} s)${example}`,
+  };
+}
+
+function merged(a: Suspects, b: Suspects): Suspects {
+  if (a.all) return a;
+  if (b.all) return b;
+  return {
+    all: false,
+    named: a.named === true && b.named === true,
+    dirs: new Set([...a.dirs, ...b.dirs]),
+    paths: new Set([...a.paths, ...b.paths]),
   };
 }
 

@@ -20,7 +20,7 @@ export interface FileContent {
   scanHashes?: BigUint64Array;
   /** fstat before reading: the metadata the content belongs to. */
   stat: fs.BigIntStats;
-  /** Size or mtime moved while the file was read: it must be read again. */
+  /** Size, mtime or ctime moved while the file was read: it must be read again. */
   changedWhileRead: boolean;
 }
 
@@ -134,7 +134,10 @@ export class FileBlockReader {
         contentHash: fileContentHash(size, bs, blockList),
         stat,
         changedWhileRead:
-          size !== want || after.size !== stat.size || after.mtimeNs !== stat.mtimeNs,
+          size !== want ||
+          after.size !== stat.size ||
+          after.mtimeNs !== stat.mtimeNs ||
+          after.ctimeNs !== stat.ctimeNs,
       };
       if (scanHashes && count >= SCAN_HASH_MIN_BLOCKS)
         content.scanHashes = scanHashes.subarray(0, count);
