@@ -194,6 +194,7 @@ async function capture(
     await sink.abort();
     throw err;
   } finally {
+    sink.release();
     try {
       snapshot?.release();
     } catch (err) {
@@ -375,11 +376,25 @@ async function commit(
   return { changed: true, state, notes };
 }
 
+/** Hashes compared in one go before a run that differs is looked at hash by hash. */
+const RUN_BYTES = 32 * HASH_BYTES;
+
 /** Blocks of the new version that differ from the old one at the same position. */
 function blocksDiffering(before: Buffer | undefined, after: Buffer | undefined): number {
   if (!after) return 0;
   let n = 0;
-  for (let at = 0; at < after.length; at += HASH_BYTES) {
+  for (let run = 0; run < after.length; run += RUN_BYTES) {
+    const end = Math.min(after.length, run + RUN_BYTES);
+    // A big file changed in one place: most runs of its block list are equal as a whole.
+    if (before && end <= before.length && before.compare(after, run, end, run, end) === 0) continue;
+    n += differingIn(before, after, run, end);
+  }
+  return n;
+}
+
+function differingIn(before: Buffer | undefined, after: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let at = from; at < to; at += HASH_BYTES) {
     if (
       !before ||
       at + HASH_BYTES > before.length ||

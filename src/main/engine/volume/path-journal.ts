@@ -77,7 +77,11 @@ export class PathJournal {
           for (const p of paths) this.note(p);
           for (const f of folders) this.noteFolder(f);
         }
-        fs.rmSync(ending, { force: true });
+        try {
+          fs.unlinkSync(ending);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
       },
     };
   }

@@ -194,10 +194,9 @@ export class TreeScanner {
     if (this.stableSince !== null) this.gone.push(rel);
     if (!this.tree.has(rel)) return;
     // What goes may come back elsewhere (a move seen as removal, then creation): keep it findable.
-    const index = this.inodeIndex();
     const removed = this.tree.delete(rel);
     for (const e of removed) {
-      if (e.type === 'file') index.set(e.ino, e);
+      if (e.type === 'file') this.removedByInode.set(e.ino, e);
       this.touch(e.path, e);
     }
     this.counted(rel);
@@ -310,8 +309,13 @@ export class TreeScanner {
     this.put(rel, entry);
   }
 
-  /** Files of the last state (and those removed in this point) by inode, built on first need. */
+  /**
+   * Files of the tree by inode, built on first need: only a rescan looks content up by inode, and
+   * building it walks the whole tree, which a point of a watcher's few paths must not do.
+   */
   private byInode: Map<bigint, VolumeEntry> | null = null;
+  /** Files removed in this point, by inode. */
+  private readonly removedByInode = new Map<bigint, VolumeEntry>();
 
   private inodeIndex(): Map<bigint, VolumeEntry> {
     if (!this.byInode) {
@@ -322,7 +326,7 @@ export class TreeScanner {
   }
 
   private movedContent(st: fs.BigIntStats): VolumeEntry | undefined {
-    const e = this.inodeIndex().get(st.ino);
+    const e = this.inodeIndex().get(st.ino) ?? this.removedByInode.get(st.ino);
     const same =
       e !== undefined &&
       e.blocks !== undefined &&

@@ -31,6 +31,8 @@ export class VolumeTree {
    */
   private order: Ordered | null = null;
   private readonly moved = new Set<string>();
+  /** Bytes of the files, kept as entries come and go (a point must not walk the whole tree). */
+  private fileBytes = 0;
 
   get size(): number {
     return this.entries.size;
@@ -52,6 +54,8 @@ export class VolumeTree {
   set(entry: VolumeEntry): void {
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
+    if (old?.type === 'file') this.fileBytes -= old.size;
+    if (entry.type === 'file') this.fileBytes += entry.size;
     this.entries.set(entry.path, entry);
     if (this.order) this.moved.add(entry.path);
     const parent = parentOf(entry.path);
@@ -66,6 +70,7 @@ export class VolumeTree {
     if (!entry) return [];
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
+    if (entry.type === 'file') this.fileBytes -= entry.size;
     this.entries.delete(path);
     if (this.order) this.moved.add(path);
     this.children.get(parentOf(path))?.delete(path);
@@ -78,6 +83,7 @@ export class VolumeTree {
       this.removeUnder(child, removed);
       const entry = this.entries.get(child);
       if (entry) removed.push(entry);
+      if (entry?.type === 'file') this.fileBytes -= entry.size;
       this.entries.delete(child);
       if (this.order) this.moved.add(child);
     }
@@ -128,9 +134,7 @@ export class VolumeTree {
 
   /** Total bytes of the files. */
   totalBytes(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.type === 'file') n += e.size;
-    return n;
+    return this.fileBytes;
   }
 }
 
