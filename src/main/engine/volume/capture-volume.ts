@@ -386,8 +386,7 @@ function blocksDiffering(before: Buffer | undefined, after: Buffer | undefined):
   for (let run = 0; run < after.length; run += RUN_BYTES) {
     const end = Math.min(after.length, run + RUN_BYTES);
     // A big file changed in one place: most runs of its block list are equal as a whole.
-    if (before && end <= before.length && before.compare(after, run, end, run, end) === 0)
-      continue;
+    if (before && end <= before.length && before.compare(after, run, end, run, end) === 0) continue;
     n += differingIn(before, after, run, end);
   }
   return n;
