@@ -131,4 +131,26 @@ describe('the watcher between rounds', () => {
       journal.close();
     }
   });
+  it('under writes without a pause, waits for the delivery that holds what came before the round', async () => {
+    const root = tempDir();
+    const journal = PathJournal.open(path.join(tempDir(), 'volume.journal'));
+    const watcher = await TreeWatcher.start(root, new Excludes([]), journal, []);
+    let i = 0;
+    // A write every 5 ms: the watcher then delivers only every 500 ms.
+    const writer = setInterval(() => fs.writeFileSync(path.join(root, `w${i++}`), 'w'), 5);
+    try {
+      for (let round = 0; round < 3; round++) {
+        await sleep(700 + 130 * round);
+        const marker = `marker${round}`;
+        fs.writeFileSync(path.join(root, marker), 'm');
+        watcher.roundStart();
+        const arrived = await watcher.roundEnd();
+        expect([...arrived.paths]).toContain(marker);
+      }
+    } finally {
+      clearInterval(writer);
+      await watcher.stop();
+      journal.close();
+    }
+  });
 });
