@@ -29,6 +29,13 @@ import type { VolumeTree } from './volume-tree.js';
 export const QUIET_LIMIT_MS = 3000;
 const MIN_ROUNDS = 3;
 const MAX_ROUNDS = 100;
+/**
+ * Without a watcher, a round that finds nothing moved proves the tree quiet only between the two
+ * looks at each file. A rescan of a small tree takes a millisecond or two, less than a busy
+ * machine may keep a writer off its cores: the second look waits this long, so that a quiet
+ * round means a quiet tree, not a writer that was not running.
+ */
+const RESCAN_GAP_MS = 100;
 const FRAME_BYTES = 1 << 20;
 
 /** Paths (and folders to list) the watcher named. */
@@ -225,7 +232,7 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
     if (options.live) {
       suspects = merged(suspects, options.live.roundStart());
       scanner.stableSince = BigInt(options.clock.now().getTime()) * 1_000_000n;
-    }
+    } else if (round > 0) await new Promise((r) => setTimeout(r, RESCAN_GAP_MS));
     const report = await scanner.scan(suspects);
     firstRoundDone(scanner);
     const unsettled = [...report.unsettled];
