@@ -309,24 +309,11 @@ export class TreeScanner {
     this.put(rel, entry);
   }
 
-  /**
-   * Files of the tree by inode, built on first need: only a rescan looks content up by inode, and
-   * building it walks the whole tree, which a point of a watcher's few paths must not do.
-   */
-  private byInode: Map<bigint, VolumeEntry> | null = null;
-  /** Files removed in this point, by inode. */
+  /** Files removed in this point, by inode (the tree's own index has only those it holds). */
   private readonly removedByInode = new Map<bigint, VolumeEntry>();
 
-  private inodeIndex(): Map<bigint, VolumeEntry> {
-    if (!this.byInode) {
-      this.byInode = new Map();
-      for (const e of this.tree.values()) if (e.type === 'file') this.byInode.set(e.ino, e);
-    }
-    return this.byInode;
-  }
-
   private movedContent(st: fs.BigIntStats): VolumeEntry | undefined {
-    const e = this.inodeIndex().get(st.ino) ?? this.removedByInode.get(st.ino);
+    const e = this.tree.byInode().get(st.ino) ?? this.removedByInode.get(st.ino);
     const same =
       e !== undefined &&
       e.blocks !== undefined &&

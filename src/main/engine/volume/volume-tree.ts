@@ -33,6 +33,8 @@ export class VolumeTree {
   private readonly moved = new Set<string>();
   /** Bytes of the files, kept as entries come and go (a point must not walk the whole tree). */
   private fileBytes = 0;
+  /** Files by inode, built on first need and kept up to date from then on. */
+  private inodes: Map<bigint, VolumeEntry> | null = null;
 
   get size(): number {
     return this.entries.size;
@@ -54,8 +56,11 @@ export class VolumeTree {
   set(entry: VolumeEntry): void {
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
-    if (old?.type === 'file') this.fileBytes -= old.size;
-    if (entry.type === 'file') this.fileBytes += entry.size;
+    if (old?.type === 'file') this.forgetFile(old);
+    if (entry.type === 'file') {
+      this.fileBytes += entry.size;
+      this.inodes?.set(entry.ino, entry);
+    }
     this.entries.set(entry.path, entry);
     if (this.order) this.moved.add(entry.path);
     const parent = parentOf(entry.path);
@@ -70,7 +75,7 @@ export class VolumeTree {
     if (!entry) return [];
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
-    if (entry.type === 'file') this.fileBytes -= entry.size;
+    if (entry.type === 'file') this.forgetFile(entry);
     this.entries.delete(path);
     if (this.order) this.moved.add(path);
     this.children.get(parentOf(path))?.delete(path);
@@ -83,7 +88,7 @@ export class VolumeTree {
       this.removeUnder(child, removed);
       const entry = this.entries.get(child);
       if (entry) removed.push(entry);
-      if (entry?.type === 'file') this.fileBytes -= entry.size;
+      if (entry?.type === 'file') this.forgetFile(entry);
       this.entries.delete(child);
       if (this.order) this.moved.add(child);
     }
@@ -135,6 +140,25 @@ export class VolumeTree {
   /** Total bytes of the files. */
   totalBytes(): number {
     return this.fileBytes;
+  }
+
+  /**
+   * Files by inode (one of them where hard links share it). The first call walks the tree; the
+   * index is then kept as entries change, so a point that looks content up by inode (a folder
+   * moved in) does not walk a tree of many thousands of files again.
+   */
+  byInode(): ReadonlyMap<bigint, VolumeEntry> {
+    if (!this.inodes) {
+      this.inodes = new Map();
+      for (const e of this.entries.values()) if (e.type === 'file') this.inodes.set(e.ino, e);
+    }
+    return this.inodes;
+  }
+
+  private forgetFile(entry: VolumeEntry): void {
+    this.fileBytes -= entry.size;
+    // Another link of the inode may stay: the index loses it, which costs a read, never a wrong hit.
+    if (this.inodes?.get(entry.ino) === entry) this.inodes.delete(entry.ino);
   }
 }
 
