@@ -30,6 +30,11 @@ export class VolumeTree {
    * to date by merging those in, not by sorting the whole tree again.
    */
   private order: Ordered | null = null;
+  /**
+   * The buffers of the order before the current one, written over by the next merge: a fresh
+   * allocation of the tree's leaves costs a page fault per 4 KiB, every point.
+   */
+  private spare: Room | null = null;
   private readonly moved = new Set<string>();
   /** Bytes of the files, kept as entries come and go (a point must not walk the whole tree). */
   private fileBytes = 0;
@@ -120,7 +125,9 @@ export class VolumeTree {
       this.order = fullOrder([...this.entries.values()].sort(byPath));
       this.moved.clear();
     } else if (this.moved.size > 0) {
-      this.order = mergeOrder(this.order, this.moved, this.entries);
+      const next = mergeOrder(this.order, this.moved, this.entries, this.spare);
+      this.spare = this.order.room;
+      this.order = next;
       this.moved.clear();
     }
     return this.order;
@@ -171,19 +178,35 @@ interface Ordered {
   entries: VolumeEntry[];
   leaves: Buffer;
   ends: Uint32Array;
+  /** What `leaves` and `ends` are views of (never pooled: reused for a later order). */
+  room: Room;
+}
+
+interface Room {
+  leaves: Buffer;
+  ends: Uint32Array;
+}
+
+/** `spare` when it holds `bytes` of leaves and `count` ends, else new buffers with some slack. */
+function roomFor(spare: Room | null, bytes: number, count: number): Room {
+  if (spare && spare.leaves.length >= bytes && spare.ends.length >= count) return spare;
+  return {
+    leaves: Buffer.allocUnsafeSlow(bytes + (bytes >> 4)),
+    ends: new Uint32Array(count + (count >> 4)),
+  };
 }
 
 function fullOrder(entries: VolumeEntry[]): Ordered {
   let bytes = 0;
   for (const e of entries) bytes += leafLength(e);
-  const leaves = Buffer.allocUnsafe(bytes);
-  const ends = new Uint32Array(entries.length);
+  const room = roomFor(null, bytes, entries.length);
+  const { leaves, ends } = room;
   let at = 0;
   for (let i = 0; i < entries.length; i++) {
     at = writeLeaf(leaves, at, entries[i] as VolumeEntry);
     ends[i] = at;
   }
-  return { entries, leaves, ends };
+  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, entries.length), room };
 }
 
 /**
@@ -194,6 +217,7 @@ function mergeOrder(
   old: Ordered,
   moved: ReadonlySet<string>,
   current: ReadonlyMap<string, VolumeEntry>,
+  spare: Room | null,
 ): Ordered {
   const fresh: VolumeEntry[] = [];
   let freshBytes = 0;
@@ -206,8 +230,8 @@ function mergeOrder(
   }
   fresh.sort(byPath);
   const entries: VolumeEntry[] = new Array(current.size);
-  const ends = new Uint32Array(current.size);
-  const leaves = Buffer.allocUnsafe(old.leaves.length + freshBytes);
+  const room = roomFor(spare, old.leaves.length + freshBytes, current.size);
+  const { leaves, ends } = room;
   let n = 0;
   let at = 0;
   let j = 0;
@@ -251,5 +275,5 @@ function mergeOrder(
     ends[n++] = at;
   }
   entries.length = n;
-  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n) };
+  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n), room };
 }
