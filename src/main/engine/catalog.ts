@@ -161,6 +161,11 @@ export class Catalog {
     const found = new Map<string, BlobLocation>();
     for (let i = 0; i < hashes.length; i += LOOKUP_BATCH) {
       const batch = hashes.slice(i, i + LOOKUP_BATCH);
+      // Padded to a power of two (a hash repeated matches once): a few prepared statements
+      // serve every batch size, instead of one prepared per size seen.
+      let n = 8;
+      while (n < batch.length) n *= 2;
+      while (batch.length < n) batch.push(batch[batch.length - 1] as Buffer);
       for (const row of this.lookup(batch.length).all(...batch) as DbBlob[]) {
         found.set(row.hash.toString('hex'), {
           update: row.update_name,

@@ -29,14 +29,31 @@ import type { VolumeTree } from './volume-tree.js';
 export const QUIET_LIMIT_MS = 3000;
 const MIN_ROUNDS = 3;
 const MAX_ROUNDS = 100;
+/**
+ * Without a watcher, a round that finds nothing moved proves the tree quiet only between the two
+ * looks at each file. A rescan of a small tree takes a millisecond or two, less than a busy
+ * machine may keep a writer off its cores: the second look waits this long, so that a quiet
+ * round means a quiet tree, not a writer that was not running.
+ */
+const RESCAN_GAP_MS = 100;
 const FRAME_BYTES = 1 << 20;
 
-/** Where changes come from between rounds when a watcher runs. */
+/** Paths (and folders to list) the watcher named. */
+export interface Arrivals {
+  paths: Set<string>;
+  folders: Set<string>;
+}
+
+/**
+ * Where changes come from between rounds when a watcher runs. A round claims the tree as it was
+ * when the round began: every change made before that has arrived once `roundEnd` resolves, and
+ * what the round read is shown unchanged since then by its own stats (TreeScanner.stableSince).
+ */
 export interface LiveChanges {
-  /** Starts counting what arrives from now on. */
-  roundStart(): void;
-  /** Waits for late events and returns what arrived since `roundStart` (empty: quiet). */
-  roundEnd(): Promise<Suspects>;
+  /** Begins a round: returns what arrived since the last call (to read too) and counts anew. */
+  roundStart(): Suspects;
+  /** Waits until changes made before the round began have arrived; what arrived since then. */
+  roundEnd(): Promise<Arrivals>;
 }
 
 export interface VolumeCaptureOptions {
@@ -184,6 +201,7 @@ async function capture(
     await sink.abort();
     throw err;
   } finally {
+    sink.release();
     try {
       snapshot?.release();
     } catch (err) {
@@ -211,17 +229,22 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
   let round = 0;
   for (; round < MAX_ROUNDS; round++) {
     if (round >= MIN_ROUNDS && options.clock.now().getTime() - started > QUIET_LIMIT_MS) break;
-    options.live?.roundStart();
+    if (options.live) {
+      suspects = merged(suspects, options.live.roundStart());
+      scanner.stableSince = BigInt(options.clock.now().getTime()) * 1_000_000n;
+    } else if (round > 0) await new Promise((r) => setTimeout(r, RESCAN_GAP_MS));
     const report = await scanner.scan(suspects);
     firstRoundDone(scanner);
     const unsettled = [...report.unsettled];
     if (options.live) {
       const arrived = await options.live.roundEnd();
-      if (arrived.paths.size === 0 && arrived.dirs.size === 0 && unsettled.length === 0)
+      // An event for a path this round showed unchanged since it began reports an older write.
+      const open = [...arrived.paths].filter((p) => !scanner.proven.has(p));
+      if (open.length === 0 && arrived.folders.size === 0 && unsettled.length === 0)
         return { consistency: 'quiescent' };
-      for (const p of unsettled) arrived.paths.add(p);
-      suspects = arrived;
-      lastChanged = [...arrived.paths];
+      // What arrived is taken by the next round's start, with whatever comes meanwhile.
+      suspects = { ...emptySuspects(), named: true, paths: new Set(unsettled) };
+      lastChanged = [...open, ...unsettled];
     } else {
       // No watcher: a rescan of metadata tells whether anything moved while the round read.
       if (round > 0 && report.changed === 0 && unsettled.length === 0)
@@ -235,6 +258,17 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
   return {
     consistency: 'none',
     reason: `the tree kept changing while it was read (${round} rounds, ${(options.clock.now().getTime() - started) / 1000} s)${example}`,
+  };
+}
+
+function merged(a: Suspects, b: Suspects): Suspects {
+  if (a.all) return a;
+  if (b.all) return b;
+  return {
+    all: false,
+    named: a.named === true && b.named === true,
+    dirs: new Set([...a.dirs, ...b.dirs]),
+    paths: new Set([...a.paths, ...b.paths]),
   };
 }
 
@@ -349,11 +383,25 @@ async function commit(
   return { changed: true, state, notes };
 }
 
+/** Hashes compared in one go before a run that differs is looked at hash by hash. */
+const RUN_BYTES = 32 * HASH_BYTES;
+
 /** Blocks of the new version that differ from the old one at the same position. */
 function blocksDiffering(before: Buffer | undefined, after: Buffer | undefined): number {
   if (!after) return 0;
   let n = 0;
-  for (let at = 0; at < after.length; at += HASH_BYTES) {
+  for (let run = 0; run < after.length; run += RUN_BYTES) {
+    const end = Math.min(after.length, run + RUN_BYTES);
+    // A big file changed in one place: most runs of its block list are equal as a whole.
+    if (before && end <= before.length && before.compare(after, run, end, run, end) === 0) continue;
+    n += differingIn(before, after, run, end);
+  }
+  return n;
+}
+
+function differingIn(before: Buffer | undefined, after: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let at = from; at < to; at += HASH_BYTES) {
     if (
       !before ||
       at + HASH_BYTES > before.length ||

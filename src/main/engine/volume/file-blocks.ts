@@ -4,7 +4,13 @@ import { ScanHasher } from '../scan-hash.js';
 import type { BlockSink } from './block-sink.js';
 import { fileContentHash } from './volume-entry.js';
 
-const READ_BYTES = 8 << 20;
+/**
+ * Reads are synchronous, of 1 MiB: a chunk that fits in the CPU's cache is hashed while it is
+ * still there, and the kernel's read-ahead overlaps the disk with the hashing. Measured on a
+ * 200 MB file in the page cache: 50 ms (48 ms of CPU), against 95 ms (76 ms of CPU) for the
+ * double-buffered asynchronous 8 MiB reads this replaces (bench notes in README).
+ */
+const READ_BYTES = 1 << 20;
 /**
  * Files of at least this many blocks keep a scan hash per block, so that the next read of a big
  * file changed in a few places BLAKE3-hashes (and looks up, and stores) only the blocks whose
@@ -20,7 +26,7 @@ export interface FileContent {
   scanHashes?: BigUint64Array;
   /** fstat before reading: the metadata the content belongs to. */
   stat: fs.BigIntStats;
-  /** Size or mtime moved while the file was read: it must be read again. */
+  /** Size, mtime or ctime moved while the file was read: it must be read again. */
   changedWhileRead: boolean;
 }
 
@@ -33,13 +39,16 @@ export interface KnownContent {
 
 /**
  * Reads one file and cuts it into fixed-size blocks, hashing each and handing it to the sink.
- * Reads are asynchronous and double-buffered, so the next chunk is read while this one is
- * hashed. A file that grows while it is read is read up to the size it had when opened; the
+ * The engine runs off the UI's thread (a worker, or the CLI); progress yields to the event loop
+ * on its own clock, so a long read still lets a cancel in. A file that grows while it is read is read up to the size it had when opened; the
  * caller sees `changedWhileRead` and reads it again in the next round of the point.
  */
 export class FileBlockReader {
-  private readonly buffers = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
+  private buffer = Buffer.allocUnsafe(READ_BYTES);
   private readonly scan = new ScanHasher();
+  /** The current chunk's blocks not known by scan hash, and where they lie in it (reused). */
+  private readonly hashes: Buffer[] = [];
+  private readonly offsets: number[] = [];
   /** Told the bytes of every read as it is made (a point's progress); may throw to cancel. */
   onBytes: ((n: number) => Promise<void> | undefined) | null = null;
 
@@ -58,13 +67,13 @@ export class FileBlockReader {
       abs,
       fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
     );
-    let pending: Promise<number> = Promise.resolve(0);
     try {
       const stat = fs.fstatSync(fd, { bigint: true });
       if (!stat.isFile()) return 'not-a-file';
       const want = Number(stat.size);
       const bs = this.blockSize;
-      const perRead = Math.floor(READ_BYTES / bs) * bs;
+      const buffer = this.bufferFor(bs);
+      const perRead = Math.floor(buffer.length / bs) * bs;
       const expected = Math.ceil(want / bs);
       let blocks: Buffer = Buffer.allocUnsafe(expected * HASH_BYTES);
       let scanHashes: BigUint64Array | undefined =
@@ -72,20 +81,11 @@ export class FileBlockReader {
       const old = usable(known);
       let count = 0;
       let size = 0;
-      let turn = 0;
-      pending = readFully(fd, this.buffers[0] as Buffer, Math.min(perRead, want), 0);
       while (size < want) {
-        const n = await pending;
+        const n = readFully(fd, buffer, Math.min(perRead, want - size), size);
         if (n === 0) break;
-        const buffer = this.buffers[turn] as Buffer;
-        turn ^= 1;
-        const next = size + n;
-        pending =
-          next < want
-            ? readFully(fd, this.buffers[turn] as Buffer, Math.min(perRead, want - next), next)
-            : Promise.resolve(0);
-        const hashes: Buffer[] = [];
-        const offsets: number[] = [];
+        this.hashes.length = 0;
+        this.offsets.length = 0;
         for (let at = 0; at < n; at += bs) {
           const data = buffer.subarray(at, Math.min(n, at + bs));
           if ((count + 1) * HASH_BYTES > blocks.length) blocks = grow(blocks);
@@ -107,25 +107,15 @@ export class FileBlockReader {
           } else {
             const hash = hashBlock(data);
             hash.copy(blocks, count * HASH_BYTES);
-            hashes.push(hash);
-            offsets.push(at);
+            this.hashes.push(hash);
+            this.offsets.push(at);
           }
           count++;
         }
-        if (this.sink && hashes.length > 0) {
-          // A big file changed in a few places: most of its blocks are known, and are left alone.
-          const unknown = hashes.length >= 16 ? this.sink.unknownOf(hashes) : null;
-          for (let i = 0; i < hashes.length; i++) {
-            const hash = hashes[i] as Buffer;
-            if (unknown && !unknown.has(hash)) continue;
-            const at = offsets[i] as number;
-            await this.sink.add(hash, buffer.subarray(at, Math.min(n, at + bs)));
-          }
-        }
-        size = next;
+        await this.store(buffer, n);
+        size += n;
         await this.onBytes?.(n);
       }
-      await pending;
       const after = fs.fstatSync(fd, { bigint: true });
       const blockList = blocks.subarray(0, count * HASH_BYTES);
       const content: FileContent = {
@@ -134,16 +124,36 @@ export class FileBlockReader {
         contentHash: fileContentHash(size, bs, blockList),
         stat,
         changedWhileRead:
-          size !== want || after.size !== stat.size || after.mtimeNs !== stat.mtimeNs,
+          size !== want ||
+          after.size !== stat.size ||
+          after.mtimeNs !== stat.mtimeNs ||
+          after.ctimeNs !== stat.ctimeNs,
       };
       if (scanHashes && count >= SCAN_HASH_MIN_BLOCKS)
         content.scanHashes = scanHashes.subarray(0, count);
       return content;
     } finally {
-      // A read still in flight (an error, or the file shrank) must end before the fd is closed
-      // and its buffer reused for the next file.
-      await pending.catch(() => 0);
       fs.closeSync(fd);
+    }
+  }
+
+  /** The read buffer: READ_BYTES, or one block where blocks are larger. */
+  private bufferFor(blockSize: number): Buffer {
+    if (this.buffer.length < blockSize) this.buffer = Buffer.allocUnsafe(blockSize);
+    return this.buffer;
+  }
+
+  /** Hands the chunk's new blocks (`hashes` at `offsets`) to the sink. */
+  private async store(buffer: Buffer, n: number): Promise<void> {
+    const { sink, hashes, offsets } = this;
+    if (!sink || hashes.length === 0) return;
+    // A big file changed in a few places: most of its blocks are known, and are left alone.
+    const unknown = hashes.length >= 16 ? sink.unknownOf(hashes) : null;
+    for (let i = 0; i < hashes.length; i++) {
+      const hash = hashes[i] as Buffer;
+      if (unknown && !unknown.has(hash)) continue;
+      const at = offsets[i] as number;
+      await sink.add(hash, buffer.subarray(at, Math.min(n, at + this.blockSize)));
     }
   }
 }
@@ -170,30 +180,10 @@ function sameBlock(
   return oldLength === length && old.scanHashes[i] === quick;
 }
 
-function readFully(fd: number, into: Buffer, length: number, position: number): Promise<number> {
-  // Most files fit in one read: nothing to overlap, and a trip through the thread pool per file
-  // would cost more than it saves.
-  if (position === 0 && length < READ_BYTES)
-    return Promise.resolve(readFullySync(fd, into, length));
-  return new Promise((resolve, reject) => {
-    let done = 0;
-    const step = (): void => {
-      fs.read(fd, into, done, length - done, position + done, (err, n) => {
-        if (err) return reject(err);
-        done += n;
-        if (n === 0 || done >= length) resolve(done);
-        else step();
-      });
-    };
-    if (length <= 0) resolve(0);
-    else step();
-  });
-}
-
-function readFullySync(fd: number, into: Buffer, length: number): number {
+function readFully(fd: number, into: Buffer, length: number, position: number): number {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, into, done, length - done, done);
+    const n = fs.readSync(fd, into, done, length - done, position + done);
     if (n === 0) break;
     done += n;
   }

@@ -77,7 +77,11 @@ export class PathJournal {
           for (const p of paths) this.note(p);
           for (const f of folders) this.noteFolder(f);
         }
-        fs.rmSync(ending, { force: true });
+        try {
+          fs.unlinkSync(ending);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
       },
     };
   }
@@ -89,11 +93,11 @@ export class PathJournal {
 
 /**
  * Paths are looked at themselves (a removed path is found gone, a new folder is walked whole), and
- * so are their folders, whose mtime a name coming or going moves; a folder is listed only when its
- * own metadata moved, or when it is named as such.
+ * so are their folders, whose entries (mtime) a name coming or going moves; an existing folder is
+ * listed only when it is named as such (a name the watcher could not give exactly).
  */
 export function suspectsOf(paths: Iterable<string>, folders: Iterable<string> = []): Suspects {
-  const s = emptySuspects();
+  const s: Suspects = { ...emptySuspects(), named: true };
   for (const p of paths) {
     s.paths.add(p);
     const parent = parentOf(p);

@@ -18,6 +18,13 @@ export interface Suspects {
   dirs: Set<string>;
   /** Paths whose content is read again even if their metadata look unchanged. */
   paths: Set<string>;
+  /**
+   * A watcher named every name that came or went (each is among `paths`): a folder whose own
+   * metadata moved is then not listed again, only a new folder is walked (names made in it
+   * before the watcher watched it would be missed). Listing every folder a point touched costs
+   * a stat of each of its children, most of the time of a point in folders of many files.
+   */
+  named?: boolean;
 }
 
 export function emptySuspects(): Suspects {
@@ -48,6 +55,20 @@ export class TreeScanner {
   /** Counts the first round's files; null when nobody watches, or after that round. */
   progress: ScanProgress | null = null;
 
+  /** Whether the round under way takes names from a watcher (`Suspects.named`). */
+  private named = false;
+  /**
+   * With a watcher: the round claims the tree as it was at this instant (ns, engine clock). Each
+   * path it looks at is then shown unchanged since: its ctime (which every write, chmod, rename
+   * and link moves) older than that by more than the timestamp granularity, and for a path
+   * found gone, the same of the nearest folder above it (a name going moves its folder). A path
+   * not shown so is unsettled: the next round looks again.
+   */
+  stableSince: bigint | null = null;
+  /** Paths this round showed as they were at `stableSince` (entry or absence). */
+  readonly proven = new Set<string>();
+  private gone: string[] = [];
+
   /** When each file was read in this point (ns since 1970, from the engine's clock). */
   private readonly readAt = new Map<string, bigint>();
 
@@ -76,6 +97,9 @@ export class TreeScanner {
 
   async scan(s: Suspects): Promise<ScanReport> {
     this.report = { changed: 0, unsettled: new Set(), examples: [] };
+    this.named = !s.all && s.named === true;
+    this.proven.clear();
+    this.gone = [];
     if (s.all) await this.examineDir('', true, false);
     else {
       for (const dir of s.dirs)
@@ -83,7 +107,46 @@ export class TreeScanner {
       for (const p of s.paths)
         if (p !== '' && !this.excludedAnyLevel(p)) await this.examinePath(p, true, false);
     }
+    if (this.stableSince !== null) this.proveGone(this.stableSince);
     return this.report;
+  }
+
+  /** Whether metadata last changed before `since` by more than any timestamp granularity. */
+  private static older(ctimeNs: bigint, since: bigint): boolean {
+    return ctimeNs < since - TIMESTAMP_SLACK_NS;
+  }
+
+  /** Notes whether `rel`, as just looked at, is shown unchanged since the round began. */
+  private settle(rel: string, ctimeNs: bigint): void {
+    if (this.stableSince === null) return;
+    if (TreeScanner.older(ctimeNs, this.stableSince)) this.proven.add(rel);
+    else {
+      this.proven.delete(rel);
+      this.report.unsettled.add(rel);
+    }
+  }
+
+  private proveGone(since: bigint): void {
+    const folderOlder = new Map<string, boolean>();
+    for (const rel of this.gone) {
+      let up = rel;
+      let older: boolean | undefined;
+      while (older === undefined) {
+        up = up.includes('/') ? up.slice(0, up.lastIndexOf('/')) : '';
+        older = folderOlder.get(up);
+        if (older !== undefined) break;
+        try {
+          older = TreeScanner.older(fs.lstatSync(this.abs(up), { bigint: true }).ctimeNs, since);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (up === '' || (code !== 'ENOENT' && code !== 'ENOTDIR')) older = false;
+          else continue;
+        }
+        folderOlder.set(up, older);
+      }
+      if (older) this.proven.add(rel);
+      else this.report.unsettled.add(rel);
+    }
   }
 
   private abs(rel: string): Buffer {
@@ -127,12 +190,13 @@ export class TreeScanner {
   }
 
   private remove(rel: string): void {
+    this.proven.delete(rel);
+    if (this.stableSince !== null) this.gone.push(rel);
     if (!this.tree.has(rel)) return;
     // What goes may come back elsewhere (a move seen as removal, then creation): keep it findable.
-    const index = this.inodeIndex();
     const removed = this.tree.delete(rel);
     for (const e of removed) {
-      if (e.type === 'file') index.set(e.ino, e);
+      if (e.type === 'file') this.removedByInode.set(e.ino, e);
       this.touch(e.path, e);
     }
     this.counted(rel);
@@ -153,6 +217,7 @@ export class TreeScanner {
       else this.unreadable.set(rel, describe(err));
       return;
     }
+    this.settle(rel, st.ctimeNs);
     const old = this.tree.get(rel);
     const type = typeOfStats(st);
     const same =
@@ -167,7 +232,7 @@ export class TreeScanner {
       // A new folder is unknown below; a changed one may have gained or lost children.
       if (!old || old.type !== 'dir' || recursive)
         await this.examineDir(rel, recursive || !old || old.type !== 'dir', false);
-      else if (!same) await this.examineDir(rel, false, false);
+      else if (!same && !this.named) await this.examineDir(rel, false, false);
       return;
     }
     if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) {
@@ -213,16 +278,23 @@ export class TreeScanner {
       if (isTidemarkError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') this.remove(rel);
-      else if (code === 'ELOOP') this.report.unsettled.add(rel);
-      else this.unreadable.set(rel, describe(err));
+      else if (code === 'ELOOP') {
+        this.proven.delete(rel);
+        this.report.unsettled.add(rel);
+      } else this.unreadable.set(rel, describe(err));
       return;
     }
     if (content === 'not-a-file') {
+      this.proven.delete(rel);
       this.report.unsettled.add(rel);
       return;
     }
     this.unreadable.delete(rel);
-    if (content.changedWhileRead) this.report.unsettled.add(rel);
+    this.settle(rel, content.stat.ctimeNs);
+    if (content.changedWhileRead) {
+      this.proven.delete(rel);
+      this.report.unsettled.add(rel);
+    }
     const entry = entryOf(rel, content.stat, 'file');
     entry.size = content.size;
     entry.blocks = content.blocks;
@@ -237,19 +309,11 @@ export class TreeScanner {
     this.put(rel, entry);
   }
 
-  /** Files of the last state (and those removed in this point) by inode, built on first need. */
-  private byInode: Map<bigint, VolumeEntry> | null = null;
-
-  private inodeIndex(): Map<bigint, VolumeEntry> {
-    if (!this.byInode) {
-      this.byInode = new Map();
-      for (const e of this.tree.values()) if (e.type === 'file') this.byInode.set(e.ino, e);
-    }
-    return this.byInode;
-  }
+  /** Files removed in this point, by inode (the tree's own index has only those it holds). */
+  private readonly removedByInode = new Map<bigint, VolumeEntry>();
 
   private movedContent(st: fs.BigIntStats): VolumeEntry | undefined {
-    const e = this.inodeIndex().get(st.ino);
+    const e = this.tree.byInode().get(st.ino) ?? this.removedByInode.get(st.ino);
     const same =
       e !== undefined &&
       e.blocks !== undefined &&

@@ -1,16 +1,23 @@
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import watcher from '@parcel/watcher';
 import type { Excludes } from './excludes.js';
-import type { LiveChanges } from './capture-volume.js';
+import type { Arrivals, LiveChanges } from './capture-volume.js';
 import type { PathJournal } from './path-journal.js';
 import { suspectsOf } from './path-journal.js';
 import type { Suspects } from './tree-scanner.js';
 
 /**
- * @parcel/watcher delivers events after 50 ms of quiet, or every 500 ms while writes go on; a
- * round waits this long before it believes that nothing more arrived.
+ * @parcel/watcher (Debounce.cc) delivers what it holds after 50 ms without a new event, and at
+ * once when 500 ms have passed since its last delivery. So a change made before a round began
+ * has arrived 50 ms after that beginning (150 ms: threads of a busy machine wait for a core),
+ * unless writes went on without a pause: then by its next delivery, at most 500 ms (plus the
+ * same margin) after the one before the round. The first delivery after the round began brings
+ * all it held.
  */
 const SETTLE_MS = 150;
+const BATCH_MS = 500;
+const MARGIN_MS = 100;
 
 /**
  * The native watcher feeding the journal: every changed path (outside the excludes) is noted
@@ -20,9 +27,13 @@ const SETTLE_MS = 150;
  */
 export class TreeWatcher implements LiveChanges {
   private subscription: watcher.AsyncSubscription | null = null;
-  private counting = false;
+  /** What arrived since the last `roundStart` (counted always, so no event falls between rounds). */
   private arrived = new Set<string>();
   private arrivedFolders = new Set<string>();
+  private roundBegan = 0;
+  /** When events last came to this thread (performance.now()). */
+  private lastDelivery = -Infinity;
+  private delivered: (() => void) | null = null;
   lost = false;
 
   private constructor(
@@ -45,7 +56,10 @@ export class TreeWatcher implements LiveChanges {
           w.lost = true;
           return;
         }
+        if (events.length === 0) return;
+        w.lastDelivery = performance.now();
         for (const ev of events) w.noteAbsolute(ev.path);
+        w.delivered?.();
       },
       { ignore },
     );
@@ -58,13 +72,13 @@ export class TreeWatcher implements LiveChanges {
     const key = Buffer.from(rel, 'utf8').toString('latin1');
     if (this.excludedAnyLevel(key)) return;
     this.journal.note(key);
-    if (this.counting) this.arrived.add(key);
+    this.arrived.add(key);
     if (rel.includes('\uFFFD')) {
       // The watcher gives names as UTF-8 strings, so a name that is not UTF-8 comes out mangled:
       // its folder is listed again, which finds it under its real bytes.
       const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/')) : '';
       this.journal.noteFolder(folder);
-      if (this.counting) this.arrivedFolders.add(folder);
+      this.arrivedFolders.add(folder);
     }
   }
 
@@ -75,19 +89,42 @@ export class TreeWatcher implements LiveChanges {
     return false;
   }
 
-  roundStart(): void {
+  roundStart(): Suspects {
+    const before = suspectsOf(this.arrived, this.arrivedFolders);
     this.arrived = new Set();
     this.arrivedFolders = new Set();
-    this.counting = true;
+    this.roundBegan = performance.now();
+    return before;
   }
 
-  async roundEnd(): Promise<Suspects> {
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    // A busy thread runs due timers before it takes the watcher's pending callbacks: let those
-    // in first, or events delivered within the wait would be missed by this round.
+  async roundEnd(): Promise<Arrivals> {
+    // The wait runs from the round's beginning, not its end: a round that read for longer than
+    // SETTLE_MS has nothing left to wait for (the reads' own changes are proven by their stats).
+    const left = this.roundBegan + SETTLE_MS - performance.now();
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+    // Events came shortly before the round: the watcher may be holding more of a run of writes
+    // until its next delivery, BATCH_MS after that one at the latest. A delivery taken within
+    // MARGIN_MS of the round's start may have left the watcher before it; a later one brings
+    // everything from before the round.
+    for (;;) {
+      const last = this.lastDelivery;
+      const batchEnd = last + BATCH_MS + MARGIN_MS;
+      if (last > this.roundBegan + MARGIN_MS || performance.now() >= batchEnd) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, batchEnd - performance.now());
+        this.delivered = done;
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      this.delivered = null;
+    }
+    // Callbacks the watcher queued while this thread was busy are taken in a poll phase; two
+    // turns of the loop make sure one ran, or events delivered within the wait would be missed.
     await new Promise((r) => setImmediate(r));
-    this.counting = false;
-    return suspectsOf(this.arrived, this.arrivedFolders);
+    await new Promise((r) => setImmediate(r));
+    return { paths: new Set(this.arrived), folders: new Set(this.arrivedFolders) };
   }
 
   async stop(): Promise<void> {

@@ -30,7 +30,16 @@ export class VolumeTree {
    * to date by merging those in, not by sorting the whole tree again.
    */
   private order: Ordered | null = null;
+  /**
+   * The buffers of the order before the current one, written over by the next merge: a fresh
+   * allocation of the tree's leaves costs a page fault per 4 KiB, every point.
+   */
+  private spare: Room | null = null;
   private readonly moved = new Set<string>();
+  /** Bytes of the files, kept as entries come and go (a point must not walk the whole tree). */
+  private fileBytes = 0;
+  /** Files by inode, built on first need and kept up to date from then on. */
+  private inodes: Map<bigint, VolumeEntry> | null = null;
 
   get size(): number {
     return this.entries.size;
@@ -52,6 +61,11 @@ export class VolumeTree {
   set(entry: VolumeEntry): void {
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
+    if (old?.type === 'file') this.forgetFile(old);
+    if (entry.type === 'file') {
+      this.fileBytes += entry.size;
+      this.inodes?.set(entry.ino, entry);
+    }
     this.entries.set(entry.path, entry);
     if (this.order) this.moved.add(entry.path);
     const parent = parentOf(entry.path);
@@ -66,6 +80,7 @@ export class VolumeTree {
     if (!entry) return [];
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
+    if (entry.type === 'file') this.forgetFile(entry);
     this.entries.delete(path);
     if (this.order) this.moved.add(path);
     this.children.get(parentOf(path))?.delete(path);
@@ -78,6 +93,7 @@ export class VolumeTree {
       this.removeUnder(child, removed);
       const entry = this.entries.get(child);
       if (entry) removed.push(entry);
+      if (entry?.type === 'file') this.forgetFile(entry);
       this.entries.delete(child);
       if (this.order) this.moved.add(child);
     }
@@ -109,7 +125,9 @@ export class VolumeTree {
       this.order = fullOrder([...this.entries.values()].sort(byPath));
       this.moved.clear();
     } else if (this.moved.size > 0) {
-      this.order = mergeOrder(this.order, this.moved, this.entries);
+      const next = mergeOrder(this.order, this.moved, this.entries, this.spare);
+      this.spare = this.order.room;
+      this.order = next;
       this.moved.clear();
     }
     return this.order;
@@ -128,9 +146,26 @@ export class VolumeTree {
 
   /** Total bytes of the files. */
   totalBytes(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.type === 'file') n += e.size;
-    return n;
+    return this.fileBytes;
+  }
+
+  /**
+   * Files by inode (one of them where hard links share it). The first call walks the tree; the
+   * index is then kept as entries change, so a point that looks content up by inode (a folder
+   * moved in) does not walk a tree of many thousands of files again.
+   */
+  byInode(): ReadonlyMap<bigint, VolumeEntry> {
+    if (!this.inodes) {
+      this.inodes = new Map();
+      for (const e of this.entries.values()) if (e.type === 'file') this.inodes.set(e.ino, e);
+    }
+    return this.inodes;
+  }
+
+  private forgetFile(entry: VolumeEntry): void {
+    this.fileBytes -= entry.size;
+    // Another link of the inode may stay: the index loses it, which costs a read, never a wrong hit.
+    if (this.inodes?.get(entry.ino) === entry) this.inodes.delete(entry.ino);
   }
 }
 
@@ -143,19 +178,35 @@ interface Ordered {
   entries: VolumeEntry[];
   leaves: Buffer;
   ends: Uint32Array;
+  /** What `leaves` and `ends` are views of (never pooled: reused for a later order). */
+  room: Room;
+}
+
+interface Room {
+  leaves: Buffer;
+  ends: Uint32Array;
+}
+
+/** `spare` when it holds `bytes` of leaves and `count` ends, else new buffers with some slack. */
+function roomFor(spare: Room | null, bytes: number, count: number): Room {
+  if (spare && spare.leaves.length >= bytes && spare.ends.length >= count) return spare;
+  return {
+    leaves: Buffer.allocUnsafeSlow(bytes + (bytes >> 4)),
+    ends: new Uint32Array(count + (count >> 4)),
+  };
 }
 
 function fullOrder(entries: VolumeEntry[]): Ordered {
   let bytes = 0;
   for (const e of entries) bytes += leafLength(e);
-  const leaves = Buffer.allocUnsafe(bytes);
-  const ends = new Uint32Array(entries.length);
+  const room = roomFor(null, bytes, entries.length);
+  const { leaves, ends } = room;
   let at = 0;
   for (let i = 0; i < entries.length; i++) {
     at = writeLeaf(leaves, at, entries[i] as VolumeEntry);
     ends[i] = at;
   }
-  return { entries, leaves, ends };
+  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, entries.length), room };
 }
 
 /**
@@ -166,6 +217,7 @@ function mergeOrder(
   old: Ordered,
   moved: ReadonlySet<string>,
   current: ReadonlyMap<string, VolumeEntry>,
+  spare: Room | null,
 ): Ordered {
   const fresh: VolumeEntry[] = [];
   let freshBytes = 0;
@@ -178,8 +230,8 @@ function mergeOrder(
   }
   fresh.sort(byPath);
   const entries: VolumeEntry[] = new Array(current.size);
-  const ends = new Uint32Array(current.size);
-  const leaves = Buffer.allocUnsafe(old.leaves.length + freshBytes);
+  const room = roomFor(spare, old.leaves.length + freshBytes, current.size);
+  const { leaves, ends } = room;
   let n = 0;
   let at = 0;
   let j = 0;
@@ -223,5 +275,5 @@ function mergeOrder(
     ends[n++] = at;
   }
   entries.length = n;
-  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n) };
+  return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n), room };
 }
