@@ -1,7 +1,9 @@
 // The bulk work on blocks that can run on a second thread: batches in shared memory, laid out
 // identically on both sides, and the functions that process them (used by the block worker
 // and, where no worker can start, inline with the same results).
+import { createHash } from 'node:crypto';
 import { BlockCodec, zstdBound } from './block-codec.js';
+import { sealBatch, type SealJob } from './encryption/seal-work.js';
 import { alignedSharedMemory } from './aligned-buffer.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 
@@ -46,7 +48,10 @@ export interface HashMemory {
 export type BlockJob =
   | { op: 'compress'; memory: CompressMemory; level: number }
   | { op: 'inflate'; memory: InflateMemory; check: boolean }
-  | { op: 'hash'; memory: HashMemory };
+  | { op: 'hash'; memory: HashMemory }
+  | SealJob
+  /** SHA-256 of `input`'s first `length` bytes into `digest` (an S3 part's signed checksum). */
+  | { op: 'sha256'; input: SharedArrayBuffer; length: number; digest: SharedArrayBuffer };
 
 export const INFLATE_OK = 1;
 export const INFLATE_DAMAGED = 2;
@@ -99,7 +104,13 @@ function codecFor(level: number): BlockCodec {
 export function runBlockJob(job: BlockJob): void {
   if (job.op === 'compress') compressBatch(job.memory, job.level);
   else if (job.op === 'inflate') inflateBatch(job.memory, job.check);
-  else hashBatch(job.memory);
+  else if (job.op === 'hash') hashBatch(job.memory);
+  else if (job.op === 'seal') sealBatch(job);
+  else
+    createHash('sha256')
+      .update(new Uint8Array(job.input, 0, job.length))
+      .digest()
+      .copy(Buffer.from(job.digest));
 }
 
 function compressBatch(memory: CompressMemory, level: number): void {

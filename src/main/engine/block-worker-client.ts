@@ -37,6 +37,9 @@ export class BlockWorker {
     }
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
+    // Referenced while a job runs: a caller awaiting only this worker (an upload's last part
+    // being hashed) must not see the process exit under it.
+    if (this.pending.size === 0) worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, job });
@@ -51,11 +54,13 @@ export class BlockWorker {
 
   private start(): Worker {
     const worker = new Worker(WORKER_FILE);
-    // An operation that ends (or fails) without close() must not keep the process alive.
+    // An operation that ends (or fails) without close() must not keep the process alive: the
+    // worker is referenced only while a job runs.
     worker.unref();
     worker.on('message', ({ id, error }: { id: number; error?: string }) => {
       const p = this.pending.get(id);
       this.pending.delete(id);
+      if (this.pending.size === 0) worker.unref();
       if (error) p?.reject(new TidemarkError('internal', `block worker: ${error}`));
       else p?.resolve();
     });

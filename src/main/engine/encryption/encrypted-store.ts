@@ -1,11 +1,16 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { TidemarkError } from '../../../shared/errors.js';
+import { BlockWorker } from '../block-worker-client.js';
+import { SlotPool } from '../slot-pool.js';
 import type { ObjectStore, ObjectWriter } from '../storage/object-store.js';
+import { allocateSeal, chunkAad, chunkIv, TAG_BYTES, type SealMemory } from './seal-work.js';
 
 export const ENCRYPTED_MAGIC = Buffer.from('TMKENC01', 'latin1');
 /** Magic (8) and the object's random IV prefix (8). */
 export const ENCRYPTED_HEADER_BYTES = 16;
-const TAG = 16;
+const TAG = TAG_BYTES;
+/** Plaintext sealed per job on the sealing thread: few messages, and memory stays small. */
+const SEAL_BATCH = 2 << 20;
 
 interface Opened {
   prefix: Buffer;
@@ -25,6 +30,8 @@ interface Opened {
 export class EncryptedStore implements ObjectStore {
   readonly location: string;
   private readonly opened = new Map<string, Opened>();
+  /** Seals every writer's chunks off the engine's thread, started with the first object. */
+  private sealer: BlockWorker | null = null;
 
   constructor(
     private readonly inner: ObjectStore & { close(): Promise<void> },
@@ -38,7 +45,8 @@ export class EncryptedStore implements ObjectStore {
     const writer = await this.inner.create(name);
     const prefix = randomBytes(8);
     await writer.write(Buffer.concat([ENCRYPTED_MAGIC, prefix]));
-    return new EncryptedWriter(writer, name, this.key, prefix, this.chunkSize);
+    this.sealer ??= new BlockWorker();
+    return new EncryptedWriter(writer, name, this.key, prefix, this.chunkSize, this.sealer);
   }
 
   private async open(name: string): Promise<Opened> {
@@ -109,25 +117,16 @@ export class EncryptedStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.opened.clear();
+    await this.sealer?.close();
+    this.sealer = null;
     await this.inner.close();
   }
-}
-
-function iv(prefix: Buffer, index: number): Buffer {
-  const b = Buffer.allocUnsafe(12);
-  prefix.copy(b, 0);
-  b.writeUInt32BE(index, 8);
-  return b;
-}
-
-function chunkAad(name: string, index: number, final: boolean): Buffer {
-  return Buffer.from(`${name}\0${index}\0${final ? 1 : 0}`, 'utf8');
 }
 
 function openChunk(key: Buffer, name: string, o: Opened, index: number, sealed: Buffer): Buffer {
   if (sealed.length < TAG) throw damaged(name, `chunk ${index} is cut short`);
   try {
-    const d = createDecipheriv('aes-256-gcm', key, iv(o.prefix, index));
+    const d = createDecipheriv('aes-256-gcm', key, chunkIv(o.prefix, index));
     d.setAAD(chunkAad(name, index, index === o.chunks - 1));
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
     return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
@@ -140,53 +139,115 @@ function damaged(name: string, why: string): TidemarkError {
   return new TidemarkError('archive.corrupt', `${name}: damaged or tampered with (${why})`);
 }
 
+interface SealSlot {
+  memory: SealMemory;
+  meta: Int32Array;
+  input: Buffer;
+  output: Buffer;
+}
+
+/**
+ * Gathers plaintext into batches of whole chunks in shared memory and has them sealed on the
+ * sealing thread, in order, while the next batch fills; sealed batches go to the inner writer
+ * in order. Two slots: the engine's thread copies into one while the other is sealed or
+ * written. A full batch is sealed only once more data follows, so the object's last chunk is
+ * always sealed as final, by `commit`.
+ */
 class EncryptedWriter implements ObjectWriter {
   length = 0;
-  private chunk: Buffer;
-  private readonly sealed: Buffer;
+  private readonly slots: SlotPool<SealSlot>;
+  private slot: SealSlot | null = null;
   private used = 0;
-  private index = 0;
+  private nextIndex = 0;
+  private readonly batchBytes: number;
+  /** The sealing and inner writing of submitted batches, in order. */
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
 
   constructor(
     private readonly inner: ObjectWriter,
     readonly name: string,
     private readonly key: Buffer,
     private readonly prefix: Buffer,
-    chunkSize: number,
+    private readonly chunkSize: number,
+    private readonly sealer: BlockWorker,
   ) {
-    this.chunk = Buffer.allocUnsafe(chunkSize);
-    this.sealed = Buffer.allocUnsafe(chunkSize + TAG);
+    const chunks = Math.max(1, Math.floor(SEAL_BATCH / chunkSize));
+    this.batchBytes = chunks * chunkSize;
+    this.slots = new SlotPool<SealSlot>(2, () => {
+      const memory = allocateSeal(chunkSize, chunks);
+      return {
+        memory,
+        meta: new Int32Array(memory.meta),
+        input: Buffer.from(memory.input),
+        output: Buffer.from(memory.output),
+      };
+    });
   }
 
   async write(data: Uint8Array): Promise<void> {
     let at = 0;
     while (at < data.length) {
-      // A full chunk is sealed only once more data follows: the last chunk is marked final.
-      if (this.used === this.chunk.length) await this.seal(false);
-      const n = Math.min(data.length - at, this.chunk.length - this.used);
-      this.chunk.set(data.subarray(at, at + n), this.used);
+      if (this.failure) throw this.failure;
+      if (this.slot && this.used === this.batchBytes) this.submit(false);
+      const slot = (this.slot ??= await this.slots.take());
+      const n = Math.min(data.length - at, this.batchBytes - this.used);
+      slot.input.set(data.subarray(at, at + n), this.used);
       this.used += n;
       at += n;
     }
     this.length += data.length;
   }
 
-  private async seal(final: boolean): Promise<void> {
-    const c = createCipheriv('aes-256-gcm', this.key, iv(this.prefix, this.index));
-    c.setAAD(chunkAad(this.name, this.index, final));
-    // One reused output buffer instead of a concatenation per chunk: one write per chunk for the
-    // folder store, and no 64 KiB garbage per chunk for the collector.
-    let n = c.update(this.chunk.subarray(0, this.used)).copy(this.sealed, 0);
-    n += c.final().copy(this.sealed, n);
-    n += c.getAuthTag().copy(this.sealed, n);
-    await this.inner.write(this.sealed.subarray(0, n));
-    this.index++;
+  /** Hands the current batch to the sealing thread; its inner write is queued behind the others. */
+  private submit(final: boolean): void {
+    const slot = this.slot;
+    const used = this.used;
+    const firstIndex = this.nextIndex;
+    this.nextIndex += Math.ceil(used / this.chunkSize);
+    this.slot = null;
     this.used = 0;
+    const sealing = (async () => {
+      const s = slot ?? (await this.slots.take());
+      s.meta[0] = used;
+      try {
+        await this.sealer.run({
+          op: 'seal',
+          memory: s.memory,
+          key: this.key,
+          prefix: this.prefix,
+          name: this.name,
+          chunkSize: this.chunkSize,
+          firstIndex,
+          final,
+        });
+      } catch (err) {
+        this.slots.give(s);
+        throw err;
+      }
+      return s;
+    })();
+    const previous = this.writing;
+    this.writing = (async () => {
+      let s: SealSlot | null = null;
+      try {
+        s = await sealing;
+        await previous;
+        if (this.failure) return;
+        await this.inner.write(s.output.subarray(0, s.meta[1] as number));
+      } catch (err) {
+        this.failure ??= err;
+      } finally {
+        if (s) this.slots.give(s);
+      }
+    })();
   }
 
   async commit(): Promise<void> {
     try {
-      await this.seal(true);
+      this.submit(true);
+      await this.writing;
+      if (this.failure) throw this.failure;
     } catch (err) {
       await this.inner.abort();
       throw err;
@@ -194,7 +255,9 @@ class EncryptedWriter implements ObjectWriter {
     await this.inner.commit();
   }
 
-  abort(): Promise<void> {
-    return this.inner.abort();
+  async abort(): Promise<void> {
+    this.slot = null;
+    await this.writing;
+    await this.inner.abort();
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -17,6 +17,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { TidemarkError } from '../../../shared/errors.js';
+import { BlockWorker } from '../block-worker-client.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
 import { S3_SCHEME, type S3Address } from './s3-name.js';
 
@@ -65,6 +66,8 @@ export class S3Store implements ObjectStore {
   readonly client: S3Client;
   private readonly windows = new Map<string, Buffer>();
   private nextSend = 0;
+  /** Hashes parts for their signatures off the engine's thread; started with the first part. */
+  private hasher: BlockWorker | null = null;
   readonly partSize: number;
   readonly parallel: number;
 
@@ -115,6 +118,19 @@ export class S3Store implements ObjectStore {
 
   async create(name: string): Promise<ObjectWriter> {
     return new S3Writer(this, name, this.key(name));
+  }
+
+  /**
+   * SHA-256 (hex) of a part held in shared memory, computed on the hashing thread so that the
+   * next part fills (and the scan reads, hashes and compresses) meanwhile.
+   */
+  async partSha256(part: Buffer, length: number): Promise<string> {
+    if (!(part.buffer instanceof SharedArrayBuffer) || part.byteOffset !== 0)
+      return createHash('sha256').update(part.subarray(0, length)).digest('hex');
+    const digest = new SharedArrayBuffer(32);
+    this.hasher ??= new BlockWorker();
+    await this.hasher.run({ op: 'sha256', input: part.buffer, length, digest });
+    return Buffer.from(digest).toString('hex');
   }
 
   /** Waits until `bytes` more may be sent under the upload limit (a token bucket). */
@@ -312,6 +328,8 @@ export class S3Store implements ObjectStore {
 
   async close(): Promise<void> {
     this.windows.clear();
+    await this.hasher?.close();
+    this.hasher = null;
     this.client.destroy();
   }
 }
@@ -320,9 +338,10 @@ class S3Writer implements ObjectWriter {
   length = 0;
   private part: Buffer | null = null;
   private partUsed = 0;
-  /** SHA-256 of the part being filled, fed as bytes arrive: the part is hashed in one pass. */
-  private partHash: Hash | null = null;
-  /** Part buffers whose request has ended, reused: at most `parallel + 1` are ever allocated. */
+  /**
+   * Part buffers whose request has ended, reused: at most `parallel + 1` are ever allocated, in
+   * shared memory so that the hashing thread reads them where they are.
+   */
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private uploadId: string | undefined;
@@ -341,7 +360,7 @@ class S3Writer implements ObjectWriter {
     const reused = this.free.pop();
     if (reused) return reused;
     this.allocated++;
-    return Buffer.allocUnsafe(this.store.partSize);
+    return Buffer.from(new SharedArrayBuffer(this.store.partSize));
   }
 
   async write(data: Uint8Array): Promise<void> {
@@ -351,7 +370,6 @@ class S3Writer implements ObjectWriter {
       const n = Math.min(data.length - at, part.length - this.partUsed);
       const slice = data.subarray(at, at + n);
       part.set(slice, this.partUsed);
-      (this.partHash ??= createHash('sha256')).update(slice);
       this.partUsed += n;
       at += n;
       if (this.partUsed === part.length) await this.sendPart();
@@ -381,10 +399,10 @@ class S3Writer implements ObjectWriter {
     const entry: CompletedPart = { PartNumber: number };
     this.parts.push(entry);
     // The buffer belongs to its request until it ends; the next part fills another one.
-    const sha256 = this.takeHash();
     this.part = null;
     this.partUsed = 0;
     const task = (async () => {
+      const sha256 = await this.store.partSha256(buffer, body.length);
       await this.store.throttle(body.length);
       const out = await this.store.client.send(
         withPayloadSha256(
@@ -413,7 +431,7 @@ class S3Writer implements ObjectWriter {
     try {
       if (this.uploadId === undefined) {
         const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
-        const sha256 = this.takeHash();
+        const sha256 = await this.store.partSha256(this.part ?? body, body.length);
         if (await this.store.exists(this.name)) throw alreadyThere(this.name);
         await this.store.throttle(body.length);
         try {
@@ -470,12 +488,6 @@ class S3Writer implements ObjectWriter {
     }
   }
 
-  private takeHash(): string {
-    const hash = (this.partHash ?? createHash('sha256')).digest('hex');
-    this.partHash = null;
-    return hash;
-  }
-
   private release(): void {
     this.part = null;
     this.free.length = 0;
@@ -494,8 +506,8 @@ class S3Writer implements ObjectWriter {
 }
 
 /**
- * Signs the request with the body's SHA-256 (SigV4's x-amz-content-sha256), computed while the
- * part was filled. The signer takes a hash given in this header as it is instead of hashing the
+ * Signs the request with the body's SHA-256 (SigV4's x-amz-content-sha256), computed on the
+ * hashing thread (partSha256). The signer takes a hash given in this header as it is instead of hashing the
  * body a second time (its own hash would be another pass over every byte), and
  * the server recomputes it over the bytes it received and refuses the request on a mismatch
  * (XAmzContentSHA256Mismatch; Ceph RGW and AWS both do, see test/node/s3-checksum.test.ts): the
