@@ -251,7 +251,10 @@ export class JobService {
   async removeSecondary(p: ParsedParams<'jobs.removeSecondary'>): Promise<JobView> {
     const job = this.idle(p.id);
     await this.extra.remove(job.config, p.target);
-    this.note(job, { level: 'info', message: `secondary ${p.target} removed (its archive is kept)` });
+    this.note(job, {
+      level: 'info',
+      message: `secondary ${p.target} removed (its archive is kept)`,
+    });
     await this.fanOut(job, false);
     this.publish(job);
     return this.view(job);

@@ -294,7 +294,10 @@ async function fanOutOne(
           if (shipped.length === before) break;
         }
         if (policy.retention && shipped.length > 0) {
-          const report = await pruneArchive(mirror, { now: clock.now(), settings: policy.retention });
+          const report = await pruneArchive(mirror, {
+            now: clock.now(),
+            settings: policy.retention,
+          });
           const dropped = report.states.filter((st) => !st.keep).map((st) => st.id);
           pruned = { dropped, bytesFreed: report.bytesFreed };
         }
