@@ -262,6 +262,17 @@ export async function fanOut(
   return out;
 }
 
+function viewOf(mirror: Archive, target: string, clock: Clock, error?: string): MirrorView {
+  return {
+    target,
+    archiveId: mirror.manifest.archiveId,
+    encrypted: mirror.manifest.encryption !== undefined,
+    states: mirror.catalog.states().map(known),
+    lastContact: clock.now().toISOString(),
+    ...(error ? { lastError: error } : {}),
+  };
+}
+
 async function fanOutOne(
   queue: MirrorQueue,
   sources: Sources,
@@ -289,6 +300,8 @@ async function fanOutOne(
         // A queue held back by its limit drains while the secondary is here: fill and ship on.
         while (filled.queueFull && !filled.gap) {
           const before = shipped.length;
+          // The queue learns what the secondary has now, so nothing shipped is queued again.
+          await queue.writeView(viewOf(mirror, target, clock));
           filled = await fillQueue(queue, sources, policy.queueLimitBytes);
           await ship();
           if (shipped.length === before) break;
@@ -306,14 +319,7 @@ async function fanOutOne(
         if (!(err instanceof TidemarkError)) throw err;
         error = err.message;
       }
-      view = {
-        target,
-        archiveId: mirror.manifest.archiveId,
-        encrypted: mirror.manifest.encryption !== undefined,
-        states: mirror.catalog.states().map(known),
-        lastContact: clock.now().toISOString(),
-        ...(error ? { lastError: error } : {}),
-      };
+      view = viewOf(mirror, target, clock, error);
       await queue.writeView(view);
     } finally {
       await mirror.close();
