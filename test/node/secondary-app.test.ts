@@ -10,6 +10,8 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/shared/jobs.js';
 import type { SecondaryStatus, StateInfo } from '../../src/shared/states.js';
+import { addSecondary, fanOut } from '../../src/main/engine/fanout/fan-out.js';
+import { setTargetAccess } from '../../src/main/engine/storage/remote-access.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { randomImage, scribble } from '../helpers/engine.js';
 import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
@@ -254,6 +256,45 @@ describe.skipIf(skip !== null)('extra secondaries managed in the app', () => {
     const pw = path.join(dir, 'pw');
     const states = spawnCli(rgw, 'states', bucket, '--json', '--passphrase-file', pw);
     expect(states.code, states.stderr).toBe(0);
+  }, 120_000);
+
+  it("fan-out honours a secondary's upload limit (bytes/s)", async () => {
+    const image = path.join(dir, 'bw.img');
+    const archive = path.join(dir, 'bw-archive');
+    const cacheDir = path.join(dir, 'bw-cache');
+    randomImage(image, 4);
+    expect(tidemark('init', image, archive).code).toBe(0);
+    const rate = 1 << 20;
+    const timedShip = async (target: string, bwlimit?: number): Promise<number> => {
+      setTargetAccess({
+        [target]: {
+          encrypt: false,
+          s3: {
+            endpoint: rgw.endpoint,
+            region: rgw.region,
+            credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+            ...(bwlimit ? { bwlimit } : {}),
+          },
+        },
+      });
+      await addSecondary(archive, target, { cacheDir });
+      scribble(image, 0, 3 << 20);
+      expect(tidemark('snapshot', archive).code).toBe(0);
+      const started = performance.now();
+      const [status] = await fanOut(archive, [target], { cacheDir });
+      const seconds = (performance.now() - started) / 1000;
+      expect(status).toMatchObject({ reachable: true, behind: 0 });
+      expect(status?.shipped?.length).toBe(1);
+      return seconds;
+    };
+    const free = await timedShip('s3://tidemark-app/bw-free/');
+    const limited = await timedShip('s3://tidemark-app/bw-limited/', rate);
+    console.info(
+      `3 MiB update to RGW: ${free.toFixed(2)} s unlimited, ${limited.toFixed(2)} s at 1 MiB/s`,
+    );
+    // A 3 MiB update at 1 MiB/s with one second of burst takes at least 2 s to send.
+    expect(limited).toBeGreaterThan(1.9);
+    expect(limited).toBeGreaterThan(free);
   }, 120_000);
 });
 
