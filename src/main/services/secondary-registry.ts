@@ -20,8 +20,9 @@ const settingsSchema = z.object({
   queueLimitBytes: z.number().int().positive().nullable(),
 });
 
+// Version 2 added `settings`; version 1 files (CLI only) are read as they are and rewritten as 2.
 const registryFile = z.object({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   archives: z.record(
     z.string(),
     z.object({
@@ -38,7 +39,7 @@ function registryPath(dataDir = defaultDataDir()): string {
 }
 
 async function read(dataDir?: string): Promise<Registry> {
-  return readJson(registryPath(dataDir), registryFile, { version: 1, archives: {} });
+  return readJson(registryPath(dataDir), registryFile, { version: 2, archives: {} });
 }
 
 /** The extra secondaries of `archive` (a normalised name: absolute path or s3:// URL). */
@@ -68,7 +69,7 @@ export async function recordSecondary(
   if (!entry.secondaries.includes(target)) entry.secondaries = [...entry.secondaries, target];
   if (settings) entry.settings = { ...entry.settings, [target]: settings };
   registry.archives[archive] = entry;
-  await writeJsonAtomic(registryPath(dataDir), registry);
+  await writeJsonAtomic(registryPath(dataDir), { ...registry, version: 2 });
 }
 
 /** Returns whether `target` was one of them. */
@@ -83,6 +84,6 @@ export async function forgetSecondary(
   entry.secondaries = entry.secondaries.filter((t) => t !== target);
   if (entry.settings) delete entry.settings[target];
   if (entry.secondaries.length === 0) delete registry.archives[archive];
-  await writeJsonAtomic(registryPath(dataDir), registry);
+  await writeJsonAtomic(registryPath(dataDir), { ...registry, version: 2 });
   return true;
 }
