@@ -318,6 +318,9 @@ export class JobService {
           level: 'warn',
           message: `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
         });
+      // Extra secondaries get (or queue) the new update before the archive's retention may
+      // merge the state they last received into it: they never see a gap.
+      await this.fanOut(job, true);
       const { retention } = job.config;
       // Retention works on the secondary; states in the cache wait until they are shipped.
       if (retention.keep === 'policy' && outcome.location !== 'cache') {
@@ -337,7 +340,6 @@ export class JobService {
             cache: this.cacheSettings(job),
           });
       }
-      await this.fanOut(job, true);
       await this.refresh(job);
       return outcome;
     });
