@@ -25,7 +25,6 @@ import { UpdateReader } from '../format/update-reader.js';
 import { MAP_CACHE_NAME } from '../map-cache.js';
 import { isS3Name } from '../storage/s3-name.js';
 import { indexUpdate } from '../update-index.js';
-import { pruneArchive } from '../retention/prune.js';
 import type { RetentionSettings } from '../retention/retention-policy.js';
 import { MirrorQueue, type KnownState, type MirrorView } from './mirror-queue.js';
 import { shipQueue } from './mirror-ship.js';
@@ -307,6 +306,8 @@ async function fanOutOne(
           if (shipped.length === before) break;
         }
         if (policy.retention && shipped.length > 0) {
+          // Loaded only here: the CLI, which never passes a policy, starts without it.
+          const { pruneArchive } = await import('../retention/prune.js');
           const report = await pruneArchive(mirror, {
             now: clock.now(),
             settings: policy.retention,
