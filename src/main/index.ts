@@ -7,6 +7,7 @@ import { ConfigStore } from './services/config-store.js';
 import { EventBus } from './services/event-bus.js';
 import { JobService, type Now } from './services/job-service.js';
 import { Scheduler, type SchedulerOptions } from './services/scheduler.js';
+import type { SecretStore } from './services/secret-store.js';
 import { SettingsService } from './services/settings-service.js';
 
 export interface AppOptions {
@@ -16,6 +17,8 @@ export interface AppOptions {
   now?: Now;
   engine?: EngineHostOptions;
   scheduler?: SchedulerOptions;
+  /** Where credentials and passphrases go (Electron: safeStorage); default a 0600 file. */
+  secrets?: SecretStore;
 }
 
 export interface App {
@@ -34,7 +37,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const store = new ConfigStore(options.dataDir);
   const events = new EventBus();
   const settings = new SettingsService(store, events);
-  const jobs = new JobService(engine, store, events, now);
+  const jobs = new JobService(engine, store, events, now, options.secrets);
   jobs.globalCacheLimit = () => settings.current().cacheLimitBytes;
   await settings.load();
   await jobs.load();

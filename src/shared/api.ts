@@ -12,6 +12,11 @@ import {
 } from './jobs.js';
 import type { PruneReport, SpaceGuardReport } from './retention.js';
 import type { CacheCollapse, CacheInfo } from './cache.js';
+import {
+  secondaryLocationSchema,
+  secondaryOptionsSchema,
+  DEFAULT_SECONDARY_OPTIONS,
+} from './secondaries.js';
 import type {
   BrowseReport,
   DiffReport,
@@ -173,6 +178,20 @@ export const requestSchemas = {
   /** Retention never removes a pinned state (as `tidemark pin` / `unpin`). */
   'jobs.pin': z.object({ id, stateId: z.number().int().min(0), pinned: z.boolean() }),
   'jobs.cancel': z.object({ id }),
+  /** Fan-out: a folder or an S3 bucket that gets every state (secrets are never sent back). */
+  'jobs.addSecondary': z.object({
+    id,
+    location: secondaryLocationSchema,
+    /** Encrypts it (AES-256-GCM, scrypt-wrapped key); empty or absent: not encrypted. */
+    passphrase: z.string().max(1024).optional(),
+    options: secondaryOptionsSchema.default(DEFAULT_SECONDARY_OPTIONS),
+  }),
+  'jobs.updateSecondary': z.object({
+    id,
+    target: path,
+    options: secondaryOptionsSchema.partial(),
+  }),
+  'jobs.removeSecondary': z.object({ id, target: path }),
   'drives.list': z.object({}),
   'drives.check': z.object({
     mode: jobModeSchema.default('device'),
@@ -201,6 +220,9 @@ export interface ResponseTypes {
   'jobs.verify': VerifyReport;
   'jobs.pin': StateInfo[];
   'jobs.cancel': boolean;
+  'jobs.addSecondary': JobView;
+  'jobs.updateSecondary': JobView;
+  'jobs.removeSecondary': JobView;
   'drives.list': DriveInfo[];
   'drives.check': ChoiceCheck;
   'settings.get': Settings;

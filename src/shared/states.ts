@@ -1,4 +1,5 @@
 /** Shared shapes of what the engine reports; the CLI's `--json` output uses them as they are. */
+import type { SecondarySettingsView } from './secondaries.js';
 
 export type Consistency = 'snapshot' | 'quiescent' | 'none';
 
@@ -171,4 +172,10 @@ export interface SecondaryStatus {
   lastContact?: string;
   /** Why it is behind (away, full, wrong disk...). */
   error?: string;
+  /** Its own retention after this run's shipping: the states it dropped and the bytes freed. */
+  pruned?: { dropped: number[]; bytesFreed: number };
+  /** Its queue reached its limit: `notQueued` states wait in the archive, not in the queue. */
+  queueFull?: { limitBytes: number; bytes: number; notQueued: number };
+  /** The app's settings of it (absent for one added with the CLI and never changed). */
+  settings?: SecondarySettingsView;
 }

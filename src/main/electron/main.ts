@@ -16,6 +16,7 @@ import { startApp, type App } from '../index.js';
 import { defaultDataDir } from '../services/data-dir.js';
 import { forwardEvents, registerApi } from './ipc.js';
 import { notifyFailures } from './notifications.js';
+import { safeStorageSecrets } from './safe-storage-secrets.js';
 import { createTray } from './tray.js';
 
 // This file is bundled to out/main/index.js; the preload and renderer are its siblings.
@@ -136,6 +137,7 @@ if (!app.requestSingleInstanceLock()) {
     services = await startApp({
       dataDir: app.getPath('userData'),
       info: { version: app.getVersion(), shell: 'desktop' },
+      secrets: safeStorageSecrets(app.getPath('userData')),
     });
     registerApi(services.dispatch, trustedSender);
     watchPower(services);

@@ -4,7 +4,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
-import { fanOut, secondaryStatuses } from '../engine/fanout/fan-out.js';
+import { addSecondary, fanOut, secondaryStatuses } from '../engine/fanout/fan-out.js';
+import { s3Settings, setTargetAccess } from '../engine/storage/remote-access.js';
+import { isS3Name, parseS3Name } from '../engine/storage/s3-name.js';
 import { readManifest } from '../engine/archive.js';
 import type { StateRow } from '../engine/catalog.js';
 import {
@@ -112,10 +114,23 @@ const handlers: Handlers = {
       (await isVolumeArchive(p.archive)) ? listVolumeStates(p.archive) : listStates(p.archive);
     return p.cacheDir ? statesWithLocation(p.archive, p.cacheDir, list) : list();
   },
-  secondaries: async (p) =>
-    p.ship
-      ? fanOut(p.archive, p.targets, { cacheDir: p.cacheDir })
-      : secondaryStatuses(p.archive, p.targets, p.cacheDir),
+  secondaries: async (p) => {
+    if (p.access) setTargetAccess(p.access);
+    if (!p.ship) return secondaryStatuses(p.archive, p.targets, p.cacheDir);
+    return fanOut(p.archive, p.targets, {
+      cacheDir: p.cacheDir,
+      ...(p.policies ? { policies: p.policies } : {}),
+      ...(p.now ? { clock: { now: () => new Date(p.now as string) } } : {}),
+    });
+  },
+  addSecondary: async (p) => {
+    setTargetAccess(p.access);
+    if (isS3Name(p.target)) {
+      const { checkS3Bucket } = await import('../engine/storage/s3-check.js');
+      await checkS3Bucket(parseS3Name(p.target), s3Settings(p.target));
+    }
+    return addSecondary(p.archive, p.target, { cacheDir: p.cacheDir });
+  },
   restore: async (p, onProgress) => {
     if (p.cacheDir) {
       const fromCache = await restoreFromCache(

@@ -18,6 +18,8 @@ import type {
 import type { SnapshotOutcome } from '../../shared/api.js';
 import type { PruneReport } from '../../shared/retention.js';
 import type { CacheSettings, CacheStatus } from '../engine/cache/cached-engine.js';
+import type { SecondaryPolicy } from '../engine/fanout/fan-out.js';
+import type { TargetAccess } from '../engine/storage/remote-access.js';
 
 export interface ArchiveSummary {
   mode: JobMode;
@@ -39,8 +41,31 @@ export interface EngineMethods {
   states: { params: { archive: string; cacheDir?: string }; result: StateInfo[] };
   /** Fan-out: ships what each extra secondary lacks (`ship` false: only reports where each is). */
   secondaries: {
-    params: { archive: string; targets: string[]; cacheDir: string; ship: boolean };
+    params: {
+      archive: string;
+      targets: string[];
+      cacheDir: string;
+      ship: boolean;
+      /** Each secondary's own endpoint, credentials, passphrase, upload limit (never logged). */
+      access?: Record<string, TargetAccess>;
+      /** Each secondary's own retention and queue limit; `now` (ISO) is the retention's clock. */
+      policies?: Record<string, SecondaryPolicy>;
+      now?: string;
+    };
     result: SecondaryStatus[];
+  };
+  /**
+   * Fan-out: makes `target` an extra secondary holding every state of the archive; an s3://
+   * target's bucket is checked first (one quick request: unreachable, refused, missing).
+   */
+  addSecondary: {
+    params: {
+      archive: string;
+      target: string;
+      cacheDir: string;
+      access: Record<string, TargetAccess>;
+    };
+    result: SecondaryStatus;
   };
   restore: {
     params: {

@@ -58,14 +58,15 @@ export async function archiveTarget(name: string): Promise<ArchiveTarget> {
   }
   const address = parseS3Name(name);
   const { S3Store } = await import('./storage/s3-store.js');
-  const settings = s3Settings();
+  const normalised = `s3://${address.bucket}/${address.prefix}`;
+  const settings = s3Settings(normalised);
   const key = createHash('sha256')
     .update(`${settings.endpoint ?? 'aws'}\n${address.bucket}\n${address.prefix}`)
     .digest('hex')
     .slice(0, 16);
   const base = stateBase();
   return {
-    name: `s3://${address.bucket}/${address.prefix}`,
+    name: normalised,
     remote: true,
     localDir: path.join(base, 'remote', `${address.bucket}-${key}`),
     openStore: () => new S3Store(address, settings),

@@ -11,6 +11,8 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const handle = await fsp.open(temp, 'w', 0o600);
   try {
+    // A temp file left by a crash keeps its old mode when reopened: secrets go through here.
+    await handle.chmod(0o600);
     await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
     await handle.sync();
   } finally {

@@ -35,6 +35,8 @@ import { checkChoice, freeBytes, listDrives } from './drives.js';
 import type { EventBus } from './event-bus.js';
 import { cacheOutcomeNotes, pruneNotes, type Note } from './job-notes.js';
 import { secondariesOf } from './secondary-registry.js';
+import { JobSecondaries, secondaryNotes } from './job-secondaries.js';
+import { FileSecretStore, type SecretStore } from './secret-store.js';
 
 export type Now = () => Date;
 
@@ -71,14 +73,18 @@ export class JobService {
   globalCacheLimit: () => number = () => DEFAULT_CACHE_LIMIT_BYTES;
   /** The local caches, one subfolder per archive, in the user data dir (primary side). */
   readonly cacheDir: string;
+  /** Extra secondaries added in the app; their secrets in `secrets` (safeStorage in Electron). */
+  readonly extra: JobSecondaries;
 
   constructor(
     private readonly engine: EngineHost,
     private readonly store: ConfigStore,
     private readonly events: EventBus,
     private readonly now: Now,
+    secrets: SecretStore = FileSecretStore.headless(store.dataDir),
   ) {
     this.cacheDir = path.join(store.dataDir, 'cache');
+    this.extra = new JobSecondaries(engine, store.dataDir, this.cacheDir, secrets);
   }
 
   async load(): Promise<void> {
@@ -223,6 +229,46 @@ export class JobService {
     return this.view(job);
   }
 
+  /** Adds an extra secondary (a folder or a bucket) holding every state of the job. */
+  async addSecondary(p: ParsedParams<'jobs.addSecondary'>): Promise<JobView> {
+    const job = this.idle(p.id);
+    const target = await this.extra.add(job.config, p.location, p.passphrase, p.options);
+    this.note(job, { level: 'info', message: `secondary ${target} added with every state` });
+    await this.fanOut(job, false);
+    this.publish(job);
+    return this.view(job);
+  }
+
+  async updateSecondary(p: ParsedParams<'jobs.updateSecondary'>): Promise<JobView> {
+    const job = this.job(p.id);
+    await this.extra.update(job.config, p.target, p.options);
+    await this.fanOut(job, false);
+    this.publish(job);
+    return this.view(job);
+  }
+
+  /** Stops fanning out to an extra secondary; its archive stays as it is. */
+  async removeSecondary(p: ParsedParams<'jobs.removeSecondary'>): Promise<JobView> {
+    const job = this.idle(p.id);
+    await this.extra.remove(job.config, p.target);
+    this.note(job, {
+      level: 'info',
+      message: `secondary ${p.target} removed (its archive is kept)`,
+    });
+    await this.fanOut(job, false);
+    this.publish(job);
+    return this.view(job);
+  }
+
+  private idle(id: string): JobRuntime {
+    const job = this.job(id);
+    if (job.activity)
+      throw new TidemarkError('job.busy', `${job.config.name} is busy (${job.activity.kind})`, {
+        retryable: true,
+      });
+    return job;
+  }
+
   /** Forgets the job; its archive stays where it is. */
   async remove(id: string): Promise<void> {
     const job = this.job(id);
@@ -272,6 +318,9 @@ export class JobService {
           level: 'warn',
           message: `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
         });
+      // Extra secondaries get (or queue) the new update before the archive's retention may
+      // merge the state they last received into it: they never see a gap.
+      await this.fanOut(job, true);
       const { retention } = job.config;
       // Retention works on the secondary; states in the cache wait until they are shipped.
       if (retention.keep === 'policy' && outcome.location !== 'cache') {
@@ -291,7 +340,6 @@ export class JobService {
             cache: this.cacheSettings(job),
           });
       }
-      await this.fanOut(job, true);
       await this.refresh(job);
       return outcome;
     });
@@ -638,11 +686,20 @@ export class JobService {
       return;
     }
     try {
-      job.secondaries = await this.engine.call('secondaries', {
+      const { access, policies, views } = await this.extra.forFanOut(job.config, targets);
+      const list = await this.engine.call('secondaries', {
         archive,
         targets,
         cacheDir: this.cacheDir,
         ship,
+        access,
+        policies,
+        now: this.now().toISOString(),
+      });
+      this.noteAll(job, secondaryNotes(list));
+      job.secondaries = list.map((s) => {
+        const settings = views[s.target];
+        return settings ? { ...s, settings } : s;
       });
     } catch (err) {
       if (!isTidemarkError(err)) throw err;

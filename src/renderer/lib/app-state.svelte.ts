@@ -174,6 +174,27 @@ export class AppState {
     return this.backend.call('drives.check', { mode, primary, secondary });
   }
 
+  /** Adds an extra secondary; throws a BackendError with a message for people. */
+  async addSecondary(params: Params<'jobs.addSecondary'>): Promise<void> {
+    this.upsert(await this.backend.call('jobs.addSecondary', params));
+  }
+
+  async updateSecondary(
+    id: string,
+    target: string,
+    options: Params<'jobs.updateSecondary'>['options'],
+  ): Promise<boolean> {
+    return this.attempt(async () => {
+      this.upsert(await this.backend.call('jobs.updateSecondary', { id, target, options }));
+    });
+  }
+
+  async removeSecondary(id: string, target: string): Promise<boolean> {
+    return this.attempt(async () => {
+      this.upsert(await this.backend.call('jobs.removeSecondary', { id, target }));
+    });
+  }
+
   /** Throws a BackendError with a message for people when the services refuse. */
   async createJob(params: Params<'jobs.create'>): Promise<void> {
     const job = await this.backend.call('jobs.create', params);

@@ -2,12 +2,17 @@ import * as fs from 'node:fs';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { ClosableStore } from '../archive-target.js';
 import type { ArchiveManifest } from '../format/archive-manifest.js';
-import { remoteAccess } from '../storage/remote-access.js';
+import { remoteAccess, targetAccess } from '../storage/remote-access.js';
 import { checkPassphrase, newEncryption, unwrapKey, type EncryptionInfo } from './archive-key.js';
 import { EncryptedStore } from './encrypted-store.js';
 
-/** The passphrase given to this process: --passphrase-file, TIDEMARK_PASSPHRASE(_FILE). */
-export function givenPassphrase(): string | undefined {
+/**
+ * The passphrase of the archive `where` (its own, set by the app) or the one given to this
+ * process: --passphrase-file, TIDEMARK_PASSPHRASE(_FILE).
+ */
+export function givenPassphrase(where?: string): string | undefined {
+  const own = targetAccess(where)?.passphrase;
+  if (own !== undefined) return own;
   const access = remoteAccess();
   if (access.passphrase !== undefined) return access.passphrase;
   if (process.env.TIDEMARK_PASSPHRASE) return process.env.TIDEMARK_PASSPHRASE;
@@ -29,7 +34,7 @@ export async function unlockStore(
   where: string,
 ): Promise<ClosableStore> {
   if (!manifest.encryption) return store;
-  const passphrase = checkPassphrase(givenPassphrase(), where);
+  const passphrase = checkPassphrase(givenPassphrase(where), where);
   const key = await unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
   return new EncryptedStore(store, key, manifest.encryption.chunkSize);
 }
@@ -44,9 +49,9 @@ export async function encryptionForInit(
   archiveId: string,
   where: string,
 ): Promise<EncryptionInfo | undefined> {
-  const wanted = remoteAccess().encrypt ?? remote;
+  const wanted = targetAccess(where)?.encrypt ?? remoteAccess().encrypt ?? remote;
   if (!wanted) return undefined;
-  const passphrase = givenPassphrase();
+  const passphrase = givenPassphrase(where);
   if (passphrase === undefined || passphrase === '')
     throw new TidemarkError(
       'archive.passphrase',

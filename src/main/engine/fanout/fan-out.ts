@@ -25,14 +25,25 @@ import { UpdateReader } from '../format/update-reader.js';
 import { MAP_CACHE_NAME } from '../map-cache.js';
 import { isS3Name } from '../storage/s3-name.js';
 import { indexUpdate } from '../update-index.js';
+import type { RetentionSettings } from '../retention/retention-policy.js';
 import { MirrorQueue, type KnownState, type MirrorView } from './mirror-queue.js';
 import { shipQueue } from './mirror-ship.js';
+
+/** What one secondary follows beyond the archive: set by the app per secondary. */
+export interface SecondaryPolicy {
+  /** Its own retention, applied after each run that shipped to it. */
+  retention?: RetentionSettings;
+  /** Bytes its queue may take; past it, later updates wait in the archive (reported). */
+  queueLimitBytes?: number;
+}
 
 export interface FanOutOptions {
   /** Folder of the local cache (the queues live there). */
   cacheDir: string;
   clock?: Clock;
   onShipped?: (target: string, stateId: number) => void;
+  /** Each secondary's retention and queue limit (none: keep all, no limit). */
+  policies?: Record<string, SecondaryPolicy>;
 }
 
 function known(row: StateRow): KnownState {
@@ -105,8 +116,22 @@ function needed(sources: Sources, from: number): { rows: StateRow[]; gap?: strin
   return { rows };
 }
 
-/** Copies into the queue the updates the secondary lacks; returns why it cannot catch up, if so. */
-async function fillQueue(queue: MirrorQueue, sources: Sources): Promise<string | undefined> {
+interface Filled {
+  /** Why it cannot catch up, if so. */
+  gap?: string;
+  /** The queue's limit stopped the copying: that many states were left in the archive. */
+  queueFull?: { limitBytes: number; bytes: number; notQueued: number };
+}
+
+/**
+ * Copies into the queue the updates the secondary lacks, up to the queue's limit: those past it
+ * stay where they are (the archive or the local cache) and are queued once the queue drains.
+ */
+async function fillQueue(
+  queue: MirrorQueue,
+  sources: Sources,
+  limitBytes?: number,
+): Promise<Filled> {
   const from = (await queue.knownLatest()) ?? -1;
   let { rows, gap } = needed(sources, from);
   const store = queue.store();
@@ -116,21 +141,26 @@ async function fillQueue(queue: MirrorQueue, sources: Sources): Promise<string |
       // full): if the secondary has not received them, they are replaced by what replaced them.
       const seen = (await queue.readView())?.states.at(-1)?.id ?? -1;
       const again = needed(sources, seen);
-      if (again.gap) return gap;
+      if (again.gap) return { gap };
       for (const q of await queue.updates()) if (q.id > seen) await store.delete(q.name);
       rows = again.rows;
       gap = undefined;
     }
-    for (const row of rows) {
+    let bytes = limitBytes === undefined ? 0 : await queue.bytes();
+    for (const [i, row] of rows.entries()) {
       const { archive } = sources.rows.get(row.id) as { archive: Archive };
       if (await store.exists(row.update)) continue;
       const reader = await UpdateReader.open(archive.store, row.update);
+      // The first update always goes in: an empty queue must not stop a secondary for good.
+      if (limitBytes !== undefined && bytes > 0 && bytes + reader.size > limitBytes)
+        return { queueFull: { limitBytes, bytes, notQueued: rows.length - i } };
       await copyObject(archive.store, store, row.update, reader.size);
+      bytes += reader.size;
     }
   } finally {
     await store.close();
   }
-  return undefined;
+  return {};
 }
 
 type Opened = { archive: Archive } | { reason: string };
@@ -163,6 +193,8 @@ function statusOf(
     behind: number;
     shipped?: number[];
     error?: string;
+    pruned?: SecondaryStatus['pruned'];
+    queueFull?: SecondaryStatus['queueFull'];
   },
 ): SecondaryStatus {
   const last = view?.states.at(-1);
@@ -177,6 +209,8 @@ function statusOf(
     ...(fields.shipped ? { shipped: fields.shipped } : {}),
     ...(view?.lastContact ? { lastContact: view.lastContact } : {}),
     ...(fields.error ? { error: fields.error } : {}),
+    ...(fields.pruned ? { pruned: fields.pruned } : {}),
+    ...(fields.queueFull ? { queueFull: fields.queueFull } : {}),
   };
 }
 
@@ -227,6 +261,17 @@ export async function fanOut(
   return out;
 }
 
+function viewOf(mirror: Archive, target: string, clock: Clock, error?: string): MirrorView {
+  return {
+    target,
+    archiveId: mirror.manifest.archiveId,
+    encrypted: mirror.manifest.encryption !== undefined,
+    states: mirror.catalog.states().map(known),
+    lastContact: clock.now().toISOString(),
+    ...(error ? { lastError: error } : {}),
+  };
+}
+
 async function fanOutOne(
   queue: MirrorQueue,
   sources: Sources,
@@ -234,30 +279,48 @@ async function fanOutOne(
   options: FanOutOptions,
 ): Promise<SecondaryStatus> {
   const target = queue.target;
-  const gap = await fillQueue(queue, sources);
+  const policy = options.policies?.[target] ?? {};
+  let filled = await fillQueue(queue, sources, policy.queueLimitBytes);
   const opened = await openMirror(target, sources.archiveId);
   let view = await queue.readView();
-  let error = gap ?? ('reason' in opened ? opened.reason : undefined);
+  let error = filled.gap ?? ('reason' in opened ? opened.reason : undefined);
   const shipped: number[] = [];
+  let pruned: SecondaryStatus['pruned'];
   if ('archive' in opened) {
     const mirror = opened.archive;
     try {
-      await shipQueue(queue, mirror, sources.archives, (id) => {
-        shipped.push(id);
-        options.onShipped?.(target, id);
-      }).catch((err: unknown) => {
+      const ship = (): Promise<unknown> =>
+        shipQueue(queue, mirror, sources.archives, (id) => {
+          shipped.push(id);
+          options.onShipped?.(target, id);
+        });
+      try {
+        await ship();
+        // A queue held back by its limit drains while the secondary is here: fill and ship on.
+        while (filled.queueFull && !filled.gap) {
+          const before = shipped.length;
+          // The queue learns what the secondary has now, so nothing shipped is queued again.
+          await queue.writeView(viewOf(mirror, target, clock));
+          filled = await fillQueue(queue, sources, policy.queueLimitBytes);
+          await ship();
+          if (shipped.length === before) break;
+        }
+        if (policy.retention && shipped.length > 0) {
+          // Loaded only here: the CLI, which never passes a policy, starts without it.
+          const { pruneArchive } = await import('../retention/prune.js');
+          const report = await pruneArchive(mirror, {
+            now: clock.now(),
+            settings: policy.retention,
+          });
+          const dropped = report.states.filter((st) => !st.keep).map((st) => st.id);
+          pruned = { dropped, bytesFreed: report.bytesFreed };
+        }
+      } catch (err) {
         // Full, read-only, vanished mid-way, or blocks it lacks: the others go on; this one waits.
         if (!(err instanceof TidemarkError)) throw err;
         error = err.message;
-      });
-      view = {
-        target,
-        archiveId: mirror.manifest.archiveId,
-        encrypted: mirror.manifest.encryption !== undefined,
-        states: mirror.catalog.states().map(known),
-        lastContact: clock.now().toISOString(),
-        ...(error ? { lastError: error } : {}),
-      };
+      }
+      view = viewOf(mirror, target, clock, error);
       await queue.writeView(view);
     } finally {
       await mirror.close();
@@ -274,6 +337,8 @@ async function fanOutOne(
     behind,
     shipped,
     ...(error ? { error } : {}),
+    ...(pruned ? { pruned } : {}),
+    ...(filled.queueFull ? { queueFull: filled.queueFull } : {}),
   });
 }
 

@@ -69,6 +69,14 @@ export class MirrorQueue {
     }
   }
 
+  /** Bytes the queued updates take. */
+  async bytes(): Promise<number> {
+    let total = 0;
+    for (const { name } of await this.updates())
+      total += (await fsp.stat(path.join(this.dir, name)).catch(() => ({ size: 0 }))).size;
+    return total;
+  }
+
   async readView(): Promise<MirrorView | undefined> {
     try {
       return JSON.parse(await fsp.readFile(path.join(this.dir, VIEW_NAME), 'utf8')) as MirrorView;

@@ -18,6 +18,29 @@ export interface RemoteAccess {
 
 let access: RemoteAccess = {};
 
+/**
+ * What one archive (an extra secondary the app was given: its own endpoint, credentials,
+ * passphrase, upload limit) needs beyond the process-wide access. Keyed by the archive's
+ * normalised name (absolute path or `s3://BUCKET/PREFIX/`); its fields win over `access`.
+ */
+export interface TargetAccess {
+  s3?: S3Settings;
+  passphrase?: string;
+  /** Encrypt the archive when it is made (the app: exactly when a passphrase was given). */
+  encrypt?: boolean;
+}
+
+const targets = new Map<string, TargetAccess>();
+
+/** Adds or replaces the access of the named archives (the app sets it before each fan-out). */
+export function setTargetAccess(entries: Record<string, TargetAccess>): void {
+  for (const [name, value] of Object.entries(entries)) targets.set(name, value);
+}
+
+export function targetAccess(name: string | undefined): TargetAccess | undefined {
+  return name === undefined ? undefined : targets.get(name);
+}
+
 export function setRemoteAccess(next: RemoteAccess): void {
   access = next;
 }
@@ -26,9 +49,10 @@ export function remoteAccess(): RemoteAccess {
   return access;
 }
 
-export function s3Settings(): S3Settings {
+/** The S3 settings for the archive `name` (its own, else this process's, else the environment). */
+export function s3Settings(name?: string): S3Settings {
   const env = process.env;
-  const settings: S3Settings = { ...access.s3 };
+  const settings: S3Settings = { ...access.s3, ...targetAccess(name)?.s3 };
   const endpoint = settings.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   if (endpoint) settings.endpoint = endpoint;
   const region = settings.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
