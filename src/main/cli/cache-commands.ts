@@ -137,6 +137,8 @@ export async function runCacheCommand(
       const options = {
         ...CACHE_OPTIONS,
         every: { type: 'string' as const },
+        // Accepted for the same command line: with the cache on, every point rescans anyway.
+        'rescan-every': { type: 'string' as const },
         'no-btrfs-snapshot': { type: 'boolean' as const },
       };
       const guess = tryParse(rest, options);

@@ -28,8 +28,9 @@ import { parse, tryParse, type FlagValues, type Options } from './parse-args.js'
 export const VOLUME_USAGE = `
   init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
        [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
-  watch <archive-dir> --every DURATION [--json] [--min-free SIZE|PCT]
-                                                     track a folder, a point every DURATION (30s, 5m)
+  watch <archive-dir> --every DURATION [--rescan-every DURATION] [--json] [--min-free SIZE|PCT]
+                                                     track a folder, a point every DURATION (30s, 5m);
+                                                     all metadata compared again every --rescan-every (1h)
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P]... [--force]
                                                      a folder's state, or files and folders of it
   history <archive-dir> <path> [--json]              the versions of one file
@@ -250,14 +251,14 @@ async function restore(rest: string[], out: Out): Promise<number> {
 }
 
 /** "30s", "5m", "1h", "500ms", or a number of seconds. */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, flag = '--every'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
   const ms = m ? Number(m[1]) * unit[(m[2] ?? 's') as keyof typeof unit] : NaN;
   if (!Number.isFinite(ms) || ms < 100)
     throw new TidemarkError(
       'usage',
-      `--every needs a duration of at least 100ms, like 30s, 5m or 1h (got ${text})`,
+      `${flag} needs a duration of at least 100ms, like 30s, 5m or 1h (got ${text})`,
     );
   return ms;
 }
@@ -267,6 +268,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
     rest,
     {
       every: { type: 'string' },
+      'rescan-every': { type: 'string' },
       json: { type: 'boolean' },
       'no-btrfs-snapshot': { type: 'boolean' },
       'min-free': { type: 'string' },
@@ -277,6 +279,11 @@ async function watch(rest: string[], out: Out): Promise<number> {
   if (typeof values.every !== 'string')
     throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
   const everyMs = parseDuration(values.every);
+  const rescanEvery = values['rescan-every'];
+  if (rescanEvery !== undefined && typeof rescanEvery !== 'string')
+    throw new TidemarkError('usage', '--rescan-every needs a duration (e.g. 1h)');
+  const rescanEveryMs =
+    rescanEvery === undefined ? undefined : parseDuration(rescanEvery, '--rescan-every');
   if (!(await isVolumeArchive(args[0] as string)))
     throw new TidemarkError(
       'usage',
@@ -290,6 +297,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
   try {
     await watchVolume(args[0] as string, {
       everyMs,
+      ...(rescanEveryMs !== undefined ? { rescanEveryMs } : {}),
       signal: stop.signal,
       ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
       ...(minFree ? { minFree } : {}),

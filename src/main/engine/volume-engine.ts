@@ -221,6 +221,12 @@ async function emptyTree(): Promise<VolumeTree> {
 
 export interface WatchOptions {
   everyMs: number;
+  /**
+   * A point compares the whole tree's metadata again at least this often (default 1 h): the
+   * watcher does not see writes through a shared memory map (databases like LMDB write so), nor
+   * what it lost when the kernel's queue overflowed, but their mtimes moved.
+   */
+  rescanEveryMs?: number;
   signal: AbortSignal;
   clock?: Clock;
   useSnapshots?: boolean;
@@ -233,6 +239,8 @@ export interface WatchOptions {
   /** Each point's outcome, or its error (the watch goes on). */
   onPoint: (outcome: { result?: VolumeCaptureResult; error?: unknown }) => void;
 }
+
+export const DEFAULT_RESCAN_EVERY_MS = 3_600_000;
 
 /**
  * Tracks the tree with the native watcher and ends an interval every `everyMs` at the next
@@ -258,11 +266,14 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
       options.onNote?.(`no file watcher (${(err as Error).message}): every point rescans the tree`);
     }
     let rescan = true;
+    let rescannedAt = performance.now();
+    const rescanEveryMs = options.rescanEveryMs ?? DEFAULT_RESCAN_EVERY_MS;
     let cached: { id: number; tree: VolumeTree } | null = null;
     while (!options.signal.aborted) {
       await sleep(options.everyMs, options.signal);
       if (options.signal.aborted) break;
-      if (!watcher || watcher.lost) rescan = true;
+      if (!watcher || watcher.lost || performance.now() - rescannedAt >= rescanEveryMs)
+        rescan = true;
       if (watcher) watcher.lost = false;
       if (!rescan && journal.size === 0) continue;
       options.onPointStart?.();
@@ -291,6 +302,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
           ? { ...guarded.result, spaceGuard: guarded.spaceGuard }
           : guarded.result;
         rotation.settle(true);
+        if (rescan) rescannedAt = performance.now();
         rescan = false;
         const now = result.changed ? result.state : result.latest;
         if (now) cached = { id: now.id, tree };
