@@ -86,6 +86,8 @@ export async function apiCall<T>(
       'Content-Type': 'application/json',
       Host: `127.0.0.1:${served.port}`,
       Authorization: `Bearer ${token}`,
+      // A kept-alive socket the server closed between two slow steps would hang up the next call.
+      Connection: 'close',
     },
     body: JSON.stringify(params),
   });
