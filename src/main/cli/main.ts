@@ -231,11 +231,23 @@ function exitCodeOf(err: TidemarkError): number {
   return err.code === 'usage' ? 2 : 1;
 }
 
+// A command whose work waits on nothing that keeps Node running (a bug: say, a worker thread
+// awaited after it was unreferenced) would end with exit code 0 and no word: never a silent
+// success. Until the command settles, leaving is an internal error.
+let settled = false;
+process.on('exit', () => {
+  if (settled) return;
+  process.stderr.write('tidemark: internal error: the command stopped before it finished\n');
+  process.exitCode = 70;
+});
+
 run(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (err: unknown) => {
+    settled = true;
     if (isTidemarkError(err)) {
       process.stderr.write(`tidemark: ${err.message}\n`);
       if (process.env.TIDEMARK_DEBUG && err.cause)

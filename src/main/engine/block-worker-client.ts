@@ -49,7 +49,16 @@ export class BlockWorker {
   async close(): Promise<void> {
     const worker = this.worker;
     this.worker = null;
-    if (worker) await worker.terminate();
+    if (!worker) return;
+    // A worker's termination does not keep Node running, even referenced (tried): without this
+    // timer the process ended, exit code 0, while the caller still awaited it (a restore that
+    // met a damaged block said nothing at all).
+    const keepAlive = setInterval(() => undefined, 60_000);
+    try {
+      await worker.terminate();
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   private start(): Worker {
