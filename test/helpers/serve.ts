@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import { CLI } from './cli.js';
 
 export interface Served {
@@ -40,6 +41,18 @@ export function startServe(args: string[]): Promise<Served> {
   });
 }
 
+/** `tidemark serve` of the archive `<dir>/archive`, with its data dir in `<dir>/data`. */
+export function serveArchive(dir: string, token: string): Promise<Served> {
+  return startServe([
+    '--token',
+    token,
+    '--data-dir',
+    path.join(dir, 'data'),
+    '--archive',
+    path.join(dir, 'archive'),
+  ]);
+}
+
 export interface RawResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -73,14 +86,14 @@ export interface ApiAnswer<T> {
   error?: { code?: string; message: string };
 }
 
-/** One authenticated call of `tidemark serve`'s API, answered as sent. */
-export async function apiCall<T>(
+/** One authenticated POST to `tidemark serve`'s API, the response as sent. */
+export function apiRequest(
   served: Served,
   token: string,
   method: string,
   params: unknown = {},
-): Promise<ApiAnswer<T>> {
-  const r = await rawRequest(served.port, `/api/${method}`, {
+): Promise<RawResponse> {
+  return rawRequest(served.port, `/api/${method}`, {
     method: 'POST',
     headers: {
       'Content-Type': 'application/json',
@@ -91,5 +104,14 @@ export async function apiCall<T>(
     },
     body: JSON.stringify(params),
   });
-  return JSON.parse(r.body) as ApiAnswer<T>;
+}
+
+/** One authenticated call of `tidemark serve`'s API, answered as sent. */
+export async function apiCall<T>(
+  served: Served,
+  token: string,
+  method: string,
+  params: unknown = {},
+): Promise<ApiAnswer<T>> {
+  return JSON.parse((await apiRequest(served, token, method, params)).body) as ApiAnswer<T>;
 }

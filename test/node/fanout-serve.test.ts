@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/shared/jobs.js';
 import { tidemark } from '../helpers/cli.js';
 import { randomImage } from '../helpers/engine.js';
-import { apiCall, startServe, type Served } from '../helpers/serve.js';
+import { apiCall, serveArchive, type Served } from '../helpers/serve.js';
 import { sha256 } from '../helpers/tmp.js';
 
 const TOKEN = 'fanout-token-0123456789abcdef';
@@ -21,14 +21,7 @@ beforeAll(async () => {
   expect(tidemark('init', path.join(dir, 'disk.img'), path.join(dir, 'archive')).code).toBe(0);
   const added = tidemark('secondary', 'add', path.join(dir, 'archive'), path.join(dir, 'usb'));
   expect(added.code, added.stderr).toBe(0);
-  served = await startServe([
-    '--token',
-    TOKEN,
-    '--data-dir',
-    path.join(dir, 'data'),
-    '--archive',
-    path.join(dir, 'archive'),
-  ]);
+  served = await serveArchive(dir, TOKEN);
 }, 120_000);
 
 afterAll(async () => {

@@ -12,22 +12,9 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SecondaryStatus, StateInfo } from '../../src/shared/states.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
+import { DROP_ALL_BUT_PINNED } from '../helpers/prune-kill.mjs';
 import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
-
-/** A prune, years later, that keeps only the newest state. */
-const KEEP_NEWEST_ONLY = [
-  '--now',
-  '2030-01-01T00:00:00Z',
-  '--keep-within',
-  '1h',
-  '--keep-hourly',
-  '0',
-  '--keep-daily',
-  '0',
-  '--keep-weekly',
-  '0',
-];
 
 type Listed = StateInfo & { location: string; secondaries?: string[] };
 interface SnapshotJson {
@@ -179,7 +166,7 @@ describe('fan-out to several folder secondaries', () => {
       sums.push(sha256(image));
     }
     const before = tidemarkJson<StateInfo[]>('states', nas);
-    ok('prune', usb, ...KEEP_NEWEST_ONLY);
+    ok('prune', usb, ...DROP_ALL_BUT_PINNED);
     expect(tidemarkJson<StateInfo[]>('states', usb).map((s) => s.id)).toEqual([3]);
     expect(tidemarkJson<StateInfo[]>('states', nas)).toEqual(before);
     // The content of state 0 comes back: the main archive stores no new block for it, but the
@@ -329,7 +316,7 @@ describe('fan-out with encryption', () => {
       fs.readFileSync(path.join(usb, 'updates', '0000000001.tmu')).includes('FANOUT-PLAINTEXT'),
     ).toBe(true);
     expect(tidemark('states', vault).code).not.toBe(0);
-    ok('prune', vault2, ...KEEP_NEWEST_ONLY, '--passphrase-file', pw);
+    ok('prune', vault2, ...DROP_ALL_BUT_PINNED, '--passphrase-file', pw);
     const ids = (a: string) =>
       tidemarkJson<StateInfo[]>('states', a, '--passphrase-file', pw).map((s) => s.id);
     expect(ids(vault2)).toEqual([2]);

@@ -15,7 +15,7 @@ import { setTargetAccess } from '../../src/main/engine/storage/remote-access.js'
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { randomImage, scribble } from '../helpers/engine.js';
 import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
-import { rawRequest, startServe, type Served } from '../helpers/serve.js';
+import { apiRequest, serveArchive, type Served } from '../helpers/serve.js';
 import { sha256 } from '../helpers/tmp.js';
 
 const TOKEN = 'secondary-app-token-0123456789';
@@ -33,17 +33,7 @@ describe.skipIf(skip !== null)('extra secondaries managed in the app', () => {
   const sums: string[] = [];
 
   async function call<T>(method: string, body: unknown = {}): Promise<Reply<T>> {
-    const r = await rawRequest(served.port, `/api/${method}`, {
-      method: 'POST',
-      headers: {
-        'Content-Type': 'application/json',
-        Host: `127.0.0.1:${served.port}`,
-        Authorization: `Bearer ${TOKEN}`,
-        // Long CLI restores sit between calls: a kept-alive socket the server closed would hang up.
-        Connection: 'close',
-      },
-      body: JSON.stringify(body),
-    });
+    const r = await apiRequest(served, TOKEN, method, body);
     // Nothing the server sends back may carry a secret.
     expect(r.body).not.toContain(rgw.secretAccessKey);
     expect(r.body).not.toContain(SECRET_PASSPHRASE);
@@ -100,14 +90,7 @@ describe.skipIf(skip !== null)('extra secondaries managed in the app', () => {
     randomImage(path.join(dir, 'disk.img'), 4);
     expect(tidemark('init', path.join(dir, 'disk.img'), path.join(dir, 'archive')).code).toBe(0);
     sums.push(sha256(path.join(dir, 'disk.img')));
-    served = await startServe([
-      '--token',
-      TOKEN,
-      '--data-dir',
-      path.join(dir, 'data'),
-      '--archive',
-      path.join(dir, 'archive'),
-    ]);
+    served = await serveArchive(dir, TOKEN);
     const [job] = await ok<JobView[]>('jobs.list');
     jobId = job!.config.id;
   }, 180_000);

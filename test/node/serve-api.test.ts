@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tidemark } from '../helpers/cli.js';
-import { rawRequest, startServe, type Served } from '../helpers/serve.js';
+import { rawRequest, serveArchive, type Served } from '../helpers/serve.js';
 import { randomImage } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 import * as fs from 'node:fs';
@@ -19,14 +19,7 @@ beforeAll(async () => {
   randomImage(path.join(dir, 'disk.img'), 2);
   const init = tidemark('init', path.join(dir, 'disk.img'), path.join(dir, 'archive'));
   expect(init.code).toBe(0);
-  served = await startServe([
-    '--token',
-    TOKEN,
-    '--data-dir',
-    path.join(dir, 'data'),
-    '--archive',
-    path.join(dir, 'archive'),
-  ]);
+  served = await serveArchive(dir, TOKEN);
 });
 
 afterAll(async () => {

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tidemark } from '../helpers/cli.js';
-import { apiCall, startServe, type Served } from '../helpers/serve.js';
+import { apiCall, serveArchive, type Served } from '../helpers/serve.js';
 
 const TOKEN = 'test-token-volume-0123456789';
 let served: Served;
@@ -20,14 +20,7 @@ beforeAll(async () => {
   expect(tidemark('init', tree, path.join(dir, 'archive')).code).toBe(0);
   fs.writeFileSync(path.join(tree, 'two.txt'), 'two, longer');
   expect(tidemark('snapshot', path.join(dir, 'archive')).code).toBe(0);
-  served = await startServe([
-    '--token',
-    TOKEN,
-    '--data-dir',
-    path.join(dir, 'data'),
-    '--archive',
-    path.join(dir, 'archive'),
-  ]);
+  served = await serveArchive(dir, TOKEN);
 });
 
 afterAll(async () => {

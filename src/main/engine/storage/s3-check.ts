@@ -1,7 +1,7 @@
 import { HeadBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { S3Address } from './s3-name.js';
-import type { S3Settings } from './s3-store.js';
+import { s3ClientConfig, type S3Settings } from './s3-store.js';
 
 /**
  * Asks the server once, quickly, whether the bucket can be used with these settings, so that a
@@ -12,12 +12,7 @@ import type { S3Settings } from './s3-store.js';
 export async function checkS3Bucket(address: S3Address, settings: S3Settings): Promise<void> {
   const where = settings.endpoint ?? 'AWS S3';
   const client = new S3Client({
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    region: settings.region ?? 'us-east-1',
-    forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
-    ...(settings.credentials ? { credentials: settings.credentials } : {}),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...s3ClientConfig(settings),
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 5000, requestTimeout: 15000 },
   });

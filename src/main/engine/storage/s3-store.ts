@@ -15,6 +15,7 @@ import {
   S3Client,
   UploadPartCommand,
   type CompletedPart,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { TidemarkError } from '../../../shared/errors.js';
 import { BlockWorker } from '../block-worker-client.js';
@@ -47,6 +48,22 @@ const MIN_PART = 5 << 20;
 const WINDOW = 4 << 20;
 const WINDOWS_KEPT = 8;
 
+/** How every S3 client of Tidemark reaches a server: where, as whom, and with which checksums. */
+export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
+  // The SDK is pinned; its notice that later versions need Node 22 would only clutter stderr.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return {
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    region: settings.region ?? 'us-east-1',
+    forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    // A streamed or chunked body with the SDK's default CRC trailers gets 411 from Ceph RGW;
+    // integrity comes from the signed payload SHA-256 instead (withPayloadSha256).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
 /**
  * Objects in an S3-compatible bucket under a prefix. Uploads go as one PutObject when small and
  * as a multipart upload (parts in parallel) otherwise; nothing is visible under the name until
@@ -78,17 +95,8 @@ export class S3Store implements ObjectStore {
     this.location = `${S3_SCHEME}${address.bucket}/${address.prefix}`;
     this.partSize = Math.max(MIN_PART, settings.partSize ?? DEFAULT_PART);
     this.parallel = Math.max(1, settings.parallel ?? 4);
-    // The SDK is pinned; its notice that later versions need Node 22 would only clutter stderr.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
-      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      region: settings.region ?? 'us-east-1',
-      forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
-      ...(settings.credentials ? { credentials: settings.credentials } : {}),
-      // A streamed or chunked body with the SDK's default CRC trailers gets 411 from Ceph RGW;
-      // integrity comes from the signed payload SHA-256 instead (withPayloadSha256).
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
+      ...s3ClientConfig(settings),
       maxAttempts: settings.maxAttempts ?? 5,
       retryMode: 'standard',
     });
