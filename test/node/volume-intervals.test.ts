@@ -174,5 +174,5 @@ describe('volume mode: a scripted series of intervals', () => {
     const verify = tidemark('verify', arch, '--deep');
     expect(verify.stdout).toMatch(/^ok: 6 updates/);
     expect(verify.code).toBe(0);
-  });
+  }, 300_000);
 });
