@@ -79,6 +79,10 @@ async function capture(
 ): Promise<CaptureResult> {
   const { manifest } = archive;
   const device = await PrimaryDevice.open(manifest.primary.path);
+  // Started now, so that the worker's start-up overlaps loading the last state's map and the
+  // first reads instead of holding up the first changed chunk.
+  const compressor = new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / manifest.blockSize));
+  compressor.start();
   try {
     if (device.size !== manifest.primary.size) {
       throw new TidemarkError(
@@ -93,7 +97,15 @@ async function capture(
       // The last state's map is updated in place (one map in memory, 40 B a block); a retry
       // loads it again.
       const previous = latest ? await loadStateMap(archive, latest.id) : null;
-      const scan = await scanInto(archive, device, previous, latest, candidates, options);
+      const scan = await scanInto(
+        archive,
+        device,
+        compressor,
+        previous,
+        latest,
+        candidates,
+        options,
+      );
       const after = await device.restat();
       const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
       if (wrote && attempt < MAX_RETRIES) {
@@ -105,6 +117,7 @@ async function capture(
       return await commit(archive, scan, latest, time, grade);
     }
   } finally {
+    await compressor.close();
     await device.close();
   }
 }
@@ -122,6 +135,7 @@ interface ScanResult {
 async function scanInto(
   archive: Archive,
   device: PrimaryDevice,
+  compressor: BlockCompressor,
   previous: StateMap | null,
   latest: StateRow | null,
   candidates: number[] | undefined,
@@ -210,10 +224,13 @@ async function scanInto(
   };
 
   // Blocks of one chunk are deduplicated with a single catalog query and compressed on the
-  // compressor's thread while the next chunk is read and hashed; chunks are written in order.
-  let compressor = null as BlockCompressor | null;
+  // compressor's thread while the next chunks are read and hashed; chunks are written in order.
+  // The scan waits only until a chunk's new blocks are copied out of its read buffer (the
+  // compressor's two slots bound how far it runs ahead of the writing).
   let writing: Promise<void> = Promise.resolve();
+  let writeFailure: { error: unknown } | null = null;
   const storePending = async (): Promise<void> => {
+    if (writeFailure) throw writeFailure.error;
     if (pending.length === 0) return;
     const known = archive.catalog.findBlobs(pending.filter((p) => p.data).map((p) => p.hash));
     const writer = (result.writer ??= await UpdateWriter.create(
@@ -234,13 +251,22 @@ async function scanInto(
       entries.push({ index, hash });
     }
     pending.length = 0;
-    compressor ??= new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
-    // The batch is copied at once: the read buffer it came from may be refilled.
-    const compressed = toStore.length > 0 ? compressor.submit(toStore) : null;
+    const submitted = toStore.length > 0 ? await compressor.submit(toStore) : null;
+    // Awaited only after the chunks before it are written: until then, a failure is not unhandled.
+    submitted?.batch.catch(() => undefined);
     const previous = writing;
     writing = (async () => {
-      await previous;
-      const batch = await compressed;
+      try {
+        await previous;
+      } catch (err) {
+        // Settles only after every earlier chunk did; this batch's slot goes back when it is done.
+        submitted?.batch.then(
+          (b) => b.release(),
+          () => undefined,
+        );
+        throw err;
+      }
+      const batch = submitted ? await submitted.batch : null;
       try {
         for (let i = 0; i < storeHashes.length; i++) {
           const hash = storeHashes[i] as Buffer;
@@ -254,9 +280,10 @@ async function scanInto(
       }
       for (const { index, hash } of entries) await writer.addMapEntry(index, hash);
     })();
-    // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
-    writing.catch(() => undefined);
-    await previous;
+    // Seen by the next chunk or at the end; this also keeps Node from calling it unhandled.
+    writing.catch((error: unknown) => {
+      writeFailure ??= { error };
+    });
   };
 
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
@@ -270,7 +297,6 @@ async function scanInto(
     throw err;
   } finally {
     await warming;
-    await compressor?.close();
   }
   return result;
 }
