@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isTidemarkError, TidemarkError } from '../../shared/errors.js';
+import { startReadAhead, stopAllReadAhead } from '../engine/device/read-ahead.js';
 import { defaultDataDir } from '../services/data-dir.js';
 import { takeRemoteFlags } from './remote-flags.js';
 import { USAGE } from './usage.js';
@@ -40,6 +41,29 @@ function cacheMayTake(command: string, rest: string[]): boolean {
   );
 }
 
+/**
+ * `snapshot` of a device archive: the primary is read ahead (into the page cache only) while the
+ * engine loads, so that a cold disk is already busy with it when the scan starts.
+ */
+async function readAheadPrimary(rest: string[]): Promise<void> {
+  const { MANIFEST_NAME } = await import('../engine/format/archive-manifest.js');
+  for (const arg of rest) {
+    if (arg.startsWith('-')) continue;
+    let manifest: { primary?: { kind?: unknown; path?: unknown } };
+    try {
+      manifest = JSON.parse(
+        fs.readFileSync(path.join(arg, MANIFEST_NAME), 'utf8'),
+      ) as typeof manifest;
+    } catch {
+      continue;
+    }
+    const primary = manifest.primary;
+    if (primary?.kind === 'device' && typeof primary.path === 'string')
+      startReadAhead(path.resolve(primary.path));
+    return;
+  }
+}
+
 async function version(): Promise<string> {
   const file = new URL('../../../../package.json', import.meta.url);
   const { version } = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { version: string };
@@ -63,6 +87,7 @@ async function run(argv: string[]): Promise<number> {
     case 'serve':
       return (await import('./serve.js')).serve(rest);
   }
+  if (command === 'snapshot') await readAheadPrimary(rest);
   if (command === 'secondary') {
     const { runSecondaryCommand } = await import('./secondary-commands.js');
     const code = await runSecondaryCommand(command, rest, out);
@@ -103,23 +128,26 @@ process.on('exit', () => {
   process.exitCode = 70;
 });
 
-run(process.argv.slice(2)).then(
-  (code) => {
-    settled = true;
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    settled = true;
-    if (isTidemarkError(err)) {
-      process.stderr.write(`tidemark: ${err.message}\n`);
-      if (process.env.TIDEMARK_DEBUG && err.cause)
-        process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
-      process.exitCode = exitCodeOf(err);
-    } else {
-      const e = err as Error;
-      process.stderr.write(`tidemark: internal error: ${e?.message ?? String(err)}\n`);
-      if (process.env.TIDEMARK_DEBUG) process.stderr.write(`${e?.stack}\n`);
-      process.exitCode = 70;
-    }
-  },
-);
+// A command that ends before its scan started (an error, a locked archive) stops its read-ahead.
+run(process.argv.slice(2))
+  .finally(stopAllReadAhead)
+  .then(
+    (code) => {
+      settled = true;
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      settled = true;
+      if (isTidemarkError(err)) {
+        process.stderr.write(`tidemark: ${err.message}\n`);
+        if (process.env.TIDEMARK_DEBUG && err.cause)
+          process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+        process.exitCode = exitCodeOf(err);
+      } else {
+        const e = err as Error;
+        process.stderr.write(`tidemark: internal error: ${e?.message ?? String(err)}\n`);
+        if (process.env.TIDEMARK_DEBUG) process.stderr.write(`${e?.stack}\n`);
+        process.exitCode = 70;
+      }
+    },
+  );

@@ -15,6 +15,7 @@ import { ScanHasher, UNKNOWN_SCAN_HASH } from '../scan-hash.js';
 import { StateMap } from '../state-map.js';
 import { updateName } from '../update-names.js';
 import { PrimaryDevice } from './primary-device.js';
+import { stopReadAhead } from './read-ahead.js';
 import { gradeSource } from './quiescence.js';
 
 const CHUNK_BYTES = 8 << 20;
@@ -117,6 +118,7 @@ async function capture(
       return await commit(archive, scan, latest, time, grade);
     }
   } finally {
+    stopReadAhead(device.path);
     await compressor.close();
     await device.close();
   }
@@ -288,6 +290,7 @@ async function scanInto(
 
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
   const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
+  stopReadAhead(device.path);
   try {
     await readRuns(device, runs, blockSize, processChunk);
     await writing;
