@@ -492,7 +492,7 @@ function render(R, borg) {
   const size = R.meta.imageBytes;
   const lines = [];
   const cacheNote = R.meta.coldCache
-    ? 'cold: `sync; echo 3 > /proc/sys/vm/drop_caches` before each timed read (dd, tidemark, rsync, restic, borg alike), then each program is started once (`--version`/`--help`) so that only data, not program files, comes from the disk'
+    ? 'cold: `sync; echo 3 > /proc/sys/vm/drop_caches` before each timed read (dd, tidemark, rsync, restic, borg alike), then each program is started once (`--version`/`--help`; tidemark also snapshots a 4 MiB scratch archive, since `--help` no longer loads the engine) so that only data, not program files, comes from the disk'
     : 'warm only (the page cache could not be dropped)';
   lines.push(`# Tidemark bench — ${R.meta.date}`);
   lines.push('');
