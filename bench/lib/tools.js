@@ -28,14 +28,56 @@ export function missingTools(list) {
 
 /**
  * Loads every measured program once (binaries, shared libraries, tidemark's JS and native
- * modules) so that a following "cold" run reads only its data from the disk.
+ * modules) so that a following "cold" run reads only its data from the disk. Tidemark's commands
+ * load only the modules they need, so `--help` alone loads almost none: a snapshot of a small
+ * scratch archive (`warmArchive`, see makeWarmArchive) loads what the timed commands load.
  */
-export async function warmPrograms(withBorg) {
+export async function warmPrograms(withBorg, warmArchive) {
   await run(process.execPath, [TIDEMARK_BIN, '--help']);
+  if (warmArchive) {
+    await run(process.execPath, [TIDEMARK_BIN, 'snapshot', warmArchive]);
+    await run(process.execPath, [TIDEMARK_BIN, 'states', warmArchive]);
+  }
   await run('dd', ['--version']);
   await run('rsync', ['--version']);
   await run('restic', ['version']);
   if (withBorg) await run('borg', ['--version']);
+}
+
+/** A 4 MiB image and its archive in `dir`, for warmPrograms. */
+export async function makeWarmArchive(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const image = path.join(dir, 'warm.img');
+  const data = Buffer.alloc(4 << 20);
+  for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+  fs.writeFileSync(image, data);
+  const archive = path.join(dir, 'warm-archive');
+  await run(process.execPath, [TIDEMARK_BIN, 'init', image, archive]);
+  return archive;
+}
+
+/**
+ * Intervals as the app runs them: the engine loaded once in a long-lived process (the app and
+ * `tidemark serve` host it in a worker thread, EngineHost), so an interval pays no Node start-up
+ * and no module loading. Times the `snapshot` call from here, around the engine's answer.
+ */
+export async function engineSession() {
+  const hostModule = path.join(ROOT, 'out', 'node', 'main', 'engine-host', 'engine-host.js');
+  const { EngineHost } = await import(hostModule);
+  const host = new EngineHost();
+  return {
+    /** Loads the engine worker and its modules (as the app does at its start). */
+    async open(archive) {
+      await host.call('states', { archive });
+    },
+    async snapshot(archive) {
+      const started = process.hrtime.bigint();
+      const outcome = await host.call('snapshot', { archive });
+      const wall = Number(process.hrtime.bigint() - started) / 1e9;
+      return { wall, changed: outcome.changed, state: outcome.state ?? null };
+    },
+    close: () => host.close(),
+  };
 }
 
 // ---------------------------------------------------------------------------------- tidemark

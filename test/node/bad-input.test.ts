@@ -362,6 +362,22 @@ describe('commands on something that is not an archive', () => {
   });
 });
 
+describe('the command line itself', () => {
+  it('answers --version and --help, and refuses an unknown command in one line', () => {
+    const pkg = JSON.parse(
+      fs.readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8'),
+    ) as { version: string };
+    const version = tidemark('--version');
+    expect(version.code).toBe(0);
+    expect(version.stdout).toBe(`${pkg.version}\n`);
+    const help = tidemark('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: tidemark <command>/);
+    expect(help.stdout).toContain('--version');
+    expectRefused(tidemark('frobnicate'), /unknown command frobnicate/);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // 4. The primary changed size
 

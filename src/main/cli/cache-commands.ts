@@ -32,15 +32,6 @@ import {
 } from './secondary-commands.js';
 import { knownStatesOf } from '../engine/fanout/fan-out.js';
 
-export const CACHE_USAGE = `
-  snapshot <archive-dir> [--cache-dir DIR] [--cache-limit SIZE]
-                         keep updates in a local cache while the secondary is away (then
-                         remembered for this archive; SIZE like 500M or 2G, default 2G)
-  watch <archive-dir> --every DURATION [--cache-dir DIR] [--cache-limit SIZE] [--json]
-                         with the cache on: a point every DURATION (by rescan), to the
-                         secondary or, while it is away, to the cache
-  flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now`;
-
 export const DEFAULT_CACHE_LIMIT = 2 * 2 ** 30;
 
 type Out = (line: string) => void;

@@ -2,15 +2,6 @@ import * as fs from 'node:fs';
 import { TidemarkError } from '../../shared/errors.js';
 import { parseBwlimit, setRemoteAccess } from '../engine/storage/remote-access.js';
 
-export const REMOTE_USAGE = `
-s3:// archives and encryption (any command; <archive-dir> may be s3://BUCKET/PREFIX):
-  --endpoint URL        S3 server (default: AWS_ENDPOINT_URL, else AWS itself)
-  --region R            region (default: AWS_REGION, else us-east-1)
-  --bwlimit BYTES_PER_S upload limit, e.g. 5M (default: TIDEMARK_BWLIMIT, else none)
-  --passphrase-file F   passphrase of an encrypted archive (or TIDEMARK_PASSPHRASE)
-  --encrypt / --no-encrypt   init: encrypt the archive (default: on for s3://, off for folders)
-  credentials: the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws)`;
-
 const VALUED = new Set(['--endpoint', '--region', '--bwlimit', '--passphrase-file']);
 const BOOLEAN = new Set(['--encrypt', '--no-encrypt']);
 

@@ -4,7 +4,6 @@
  */
 import { TidemarkError } from '../../shared/errors.js';
 import type { PruneReport } from '../../shared/retention.js';
-import { pinStateAt, pruneArchiveAt } from '../engine/retention/retention-engine.js';
 import {
   DEFAULT_RETENTION,
   formatDuration,
@@ -14,13 +13,6 @@ import {
 import { parseMinFree, type MinFree } from '../engine/retention/space-guard.js';
 import { formatBytes } from './format-human.js';
 import { parse, type Options } from './parse-args.js';
-
-export const RETENTION_USAGE = `
-  prune <archive-dir> [--dry-run] [--json] [--now ISO_TIME] [--keep-within D]
-        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
-                                                     thin out old states (says what goes and why)
-  pin <archive-dir> <state>                          retention never removes this state
-  unpin <archive-dir> <state>`;
 
 type Out = (line: string) => void;
 
@@ -91,6 +83,7 @@ export async function runRetentionCommand(
             `--now needs an ISO 8601 time, got ${String(values.now)}`,
           );
       }
+      const { pruneArchiveAt } = await import('../engine/retention/retention-engine.js');
       const report = await pruneArchiveAt(args[0] as string, {
         now,
         settings: retentionSettings(values),
@@ -103,6 +96,7 @@ export async function runRetentionCommand(
     case 'pin':
     case 'unpin': {
       const { values, args } = parse(rest, { json: { type: 'boolean' } }, 2);
+      const { pinStateAt } = await import('../engine/retention/retention-engine.js');
       const result = await pinStateAt(args[0] as string, stateArg(args[1]), command === 'pin');
       if (values.json) out(JSON.stringify(result));
       else

@@ -18,16 +18,6 @@ import { rememberedCacheDir } from './cache-commands.js';
 import { shortHash } from './format-human.js';
 import { parse, type Options } from './parse-args.js';
 
-export const SECONDARY_USAGE = `
-  secondary add <archive-dir> <other-archive> [--cache-dir DIR] [--json]
-                         fan-out: make <other-archive> (a folder or s3://BUCKET/PREFIX, with
-                         its own encryption: --encrypt/--no-encrypt) an extra secondary holding
-                         every state; snapshot, watch and flush then ship each update to it
-  secondary list <archive-dir> [--cache-dir DIR] [--json]
-                         each extra secondary: reachable, last state, states behind
-  secondary remove <archive-dir> <other-archive> [--cache-dir DIR]
-                         stop fanning out to it (its archive is kept)`;
-
 type Out = (line: string) => void;
 
 const OPTIONS: Options = { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } };

@@ -8,35 +8,19 @@ import * as fs from 'node:fs';
 import { TidemarkError } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
 import type { StateSelector } from '../engine/restore.js';
-import {
-  initVolumeArchive,
-  isVolumeArchive,
-  listVolumeStates,
-  restoreVolume,
-  snapshotVolume,
-  verifyVolume,
-  volumeDiff,
-  volumeHistory,
-  watchVolume,
-  type VolumeCaptureResult,
-} from '../engine/volume-engine.js';
+import { isVolumeArchive } from '../engine/archive-kind.js';
+import type { VolumeCaptureResult } from '../engine/volume-engine.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { parse, tryParse, type FlagValues, type Options } from './parse-args.js';
 
-export const VOLUME_USAGE = `
-  init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
-       [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
-  watch <archive-dir> --every DURATION [--rescan-every DURATION] [--json] [--min-free SIZE|PCT]
-                                                     track a folder, a point every DURATION (30s, 5m);
-                                                     all metadata compared again every --rescan-every (1h)
-  restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P]... [--force]
-                                                     a folder's state, or files and folders of it
-  history <archive-dir> <path> [--json]              the versions of one file
-  diff <archive-dir> A B [--json]                    what changed between states A and B`;
-
 type Out = (line: string) => void;
+
+// The volume engine is loaded by the commands that use it, not by the check whether an archive
+// is a folder's (device commands pass through that check).
+const engine = (): Promise<typeof import('../engine/volume-engine.js')> =>
+  import('../engine/volume-engine.js');
 
 const INIT_OPTIONS: Options = {
   exclude: { type: 'string', multiple: true },
@@ -153,7 +137,9 @@ async function init(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, INIT_OPTIONS, 2);
   const blockSize =
     values['block-size'] === undefined ? undefined : integer(values['block-size'], '--block-size');
-  const result = await initVolumeArchive(args[0] as string, args[1] as string, {
+  const result = await (
+    await engine()
+  ).initVolumeArchive(args[0] as string, args[1] as string, {
     excludes: (values.exclude as string[] | undefined) ?? [],
     noDefaultExcludes: values['no-default-excludes'] === true,
     ...(typeof values['pre-hook'] === 'string' ? { preHook: values['pre-hook'] } : {}),
@@ -169,7 +155,9 @@ async function init(rest: string[], out: Out): Promise<number> {
 async function snapshot(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, SNAPSHOT_OPTIONS, 1);
   const minFree = minFreeOption(values['min-free']);
-  const result = await snapshotVolume(args[0] as string, {
+  const result = await (
+    await engine()
+  ).snapshotVolume(args[0] as string, {
     ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
     ...(minFree ? { minFree } : {}),
   });
@@ -179,7 +167,7 @@ async function snapshot(rest: string[], out: Out): Promise<number> {
 
 async function states(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 1);
-  const list = await listVolumeStates(args[0] as string);
+  const list = await (await engine()).listVolumeStates(args[0] as string);
   if (values.json) out(JSON.stringify(list));
   else for (const s of list) out(describeVolumeState(s));
   return 0;
@@ -191,7 +179,9 @@ async function verify(rest: string[], out: Out): Promise<number> {
     { json: { type: 'boolean' }, deep: { type: 'boolean' } },
     1,
   );
-  const report = await verifyVolume(args[0] as string, { deep: values.deep === true });
+  const report = await (
+    await engine()
+  ).verifyVolume(args[0] as string, { deep: values.deep === true });
   if (values.json) out(JSON.stringify(report));
   else {
     out(
@@ -237,7 +227,9 @@ async function restore(rest: string[], out: Out): Promise<number> {
       throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
     selector = { at };
   }
-  const report = await restoreVolume(args[0] as string, selector, values.to, {
+  const report = await (
+    await engine()
+  ).restoreVolume(args[0] as string, selector, values.to, {
     ...(Array.isArray(values.path) ? { paths: values.path } : {}),
     force: values.force === true,
   });
@@ -295,7 +287,9 @@ async function watch(rest: string[], out: Out): Promise<number> {
   process.once('SIGTERM', onSignal);
   let startedAt = 0;
   try {
-    await watchVolume(args[0] as string, {
+    await (
+      await engine()
+    ).watchVolume(args[0] as string, {
       everyMs,
       ...(rescanEveryMs !== undefined ? { rescanEveryMs } : {}),
       signal: stop.signal,
@@ -322,7 +316,7 @@ async function watch(rest: string[], out: Out): Promise<number> {
 
 async function history(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 2);
-  const versions = await volumeHistory(args[0] as string, args[1] as string);
+  const versions = await (await engine()).volumeHistory(args[0] as string, args[1] as string);
   if (values.json) out(JSON.stringify(versions));
   else
     for (const v of versions)
@@ -334,11 +328,9 @@ async function history(rest: string[], out: Out): Promise<number> {
 
 async function diff(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, { json: { type: 'boolean' } }, 3);
-  const report = await volumeDiff(
-    args[0] as string,
-    integer(args[1], 'state A'),
-    integer(args[2], 'state B'),
-  );
+  const report = await (
+    await engine()
+  ).volumeDiff(args[0] as string, integer(args[1], 'state A'), integer(args[2], 'state B'));
   if (values.json) out(JSON.stringify(report));
   else {
     const sign = { added: '+', removed: '-', modified: '~' } as const;

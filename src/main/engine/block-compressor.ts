@@ -53,8 +53,20 @@ export class BlockCompressor {
     });
   }
 
-  /** Copies `blocks` into a free slot and compresses them; resolves when all are compressed. */
-  async submit(blocks: readonly Buffer[]): Promise<CompressedBatch> {
+  /**
+   * Starts the worker thread now, so that its start-up (loading its modules takes a good part
+   * of a second on a busy machine) overlaps the caller's own preparations and first reads.
+   */
+  start(): void {
+    this.worker.start();
+  }
+
+  /**
+   * Copies `blocks` into a free slot, waiting for one, and starts compressing them. Resolves
+   * once they are copied: the caller may refill the buffers they came from at once, while
+   * `batch` resolves when all of them are compressed.
+   */
+  async submit(blocks: readonly Buffer[]): Promise<{ batch: Promise<CompressedBatch> }> {
     if (blocks.length > this.maxBlocks)
       throw new TidemarkError('internal', `a batch of ${blocks.length} blocks is too large`);
     const slot = await this.slots.take();
@@ -73,12 +85,20 @@ export class BlockCompressor {
         outAt += zstdBound(block.length);
       }
       slot.meta[0] = blocks.length;
+    } catch (err) {
+      this.slots.give(slot);
+      throw err;
+    }
+    return { batch: this.compress(slot, blocks.length) };
+  }
+
+  private async compress(slot: Slot, count: number): Promise<CompressedBatch> {
+    try {
       await this.worker.run({ op: 'compress', memory: slot.memory, level: this.level });
     } catch (err) {
       this.slots.give(slot);
       throw err;
     }
-    const count = blocks.length;
     let released = false;
     return {
       count,

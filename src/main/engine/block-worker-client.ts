@@ -35,7 +35,7 @@ export class BlockWorker {
         return Promise.reject(err as Error);
       }
     }
-    const worker = (this.worker ??= this.start());
+    const worker = this.thread();
     const id = this.nextId++;
     // Referenced while a job runs: a caller awaiting only this worker (an upload's last part
     // being hashed) must not see the process exit under it.
@@ -61,8 +61,15 @@ export class BlockWorker {
     }
   }
 
-  private start(): Worker {
+  /** Starts the thread ahead of the first job (it starts with the first job otherwise). */
+  start(): void {
+    if (!this.inline) this.thread();
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
     const worker = new Worker(WORKER_FILE);
+    this.worker = worker;
     // An operation that ends (or fails) without close() must not keep the process alive: the
     // worker is referenced only while a job runs.
     worker.unref();

@@ -20,12 +20,12 @@ import { deviceNumbers, PrimaryDevice } from './device/primary-device.js';
 import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
-import { restoreState, type RestoreOptions, type StateSelector } from './restore.js';
+import type { RestoreOptions, StateSelector } from './restore.js';
 import { indexUpdate } from './update-index.js';
 import { pinnedStates } from './retention/pins.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import type { SpaceGuardReport } from '../../shared/retention.js';
-import { verifyArchive, type VerifyOptions } from './verify.js';
+import type { VerifyOptions } from './verify.js';
 
 /**
  * Default block size, chosen with `npm run bench` (README, "Block size"): on an ext4 image
@@ -175,6 +175,9 @@ export async function restoreArchive(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreReport> {
+  // Restore and verify are loaded by their own commands: a snapshot, the command that runs
+  // every interval, does not pay for loading them.
+  const { restoreState } = await import('./restore.js');
   return withArchive(archiveDir, false, (archive) =>
     restoreState(archive, selector, target, options),
   );
@@ -184,6 +187,7 @@ export async function verify(
   archiveDir: string,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
+  const { verifyArchive } = await import('./verify.js');
   return withArchive(archiveDir, false, (archive) => verifyArchive(archive, options));
 }
 

@@ -14,12 +14,12 @@ import type {
   VerifyReport,
   VolumeRestoreReport,
 } from '../../shared/states.js';
-import { Archive, ArchiveLock, readManifest } from './archive.js';
+import { Archive, ArchiveLock } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
 import { encryptionForInit } from './encryption/unlock.js';
 import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
-import { MANIFEST_NAME, newManifest, type ArchiveManifest } from './format/archive-manifest.js';
+import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { pinnedStates } from './retention/pins.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import { UpdateReader } from './format/update-reader.js';
@@ -28,7 +28,6 @@ import {
   archiveMayExist,
   archiveTarget,
   prepareTarget,
-  readTargetManifest,
   removeRemoteObjects,
 } from './archive-target.js';
 import type { VerifyOptions } from './verify.js';
@@ -51,6 +50,9 @@ import { loadVolumeTree } from './volume/tree-loader.js';
 import { emptySuspects } from './volume/tree-scanner.js';
 import type { TreeWatcher } from './volume/tree-watcher.js';
 import { verifyVolumeArchive } from './volume/verify-volume.js';
+import { isVolumeArchive, isVolumeManifest } from './archive-kind.js';
+
+export { isVolumeArchive, isVolumeManifest };
 import { VolumeTree } from './volume/volume-tree.js';
 
 /**
@@ -72,24 +74,6 @@ export interface VolumeInitOptions {
   useSnapshots?: boolean;
   /** Bytes of files read so far, of a pre-count of the tree; throwing from it cancels. */
   onProgress?: ProgressSink;
-}
-
-export function isVolumeManifest(m: ArchiveManifest): boolean {
-  return m.primary.kind === 'volume';
-}
-
-/** Whether the archive in `dir` protects a volume (false for a device; throws if none). */
-export async function isVolumeArchive(dir: string): Promise<boolean> {
-  if (!archiveMayExist(dir))
-    throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  const target = await archiveTarget(dir);
-  if (!target.remote) return isVolumeManifest(await readManifest(target.localDir));
-  const store = target.openStore();
-  try {
-    return isVolumeManifest(await readTargetManifest(target, store));
-  } finally {
-    await store.close();
-  }
 }
 
 /** Creates the archive of folder `tree` in `archiveDir` and records its baseline, state 0. */

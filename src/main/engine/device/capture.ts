@@ -15,6 +15,7 @@ import { ScanHasher, UNKNOWN_SCAN_HASH } from '../scan-hash.js';
 import { StateMap } from '../state-map.js';
 import { updateName } from '../update-names.js';
 import { PrimaryDevice } from './primary-device.js';
+import { stopReadAhead } from './read-ahead.js';
 import { gradeSource } from './quiescence.js';
 
 const CHUNK_BYTES = 8 << 20;
@@ -79,6 +80,10 @@ async function capture(
 ): Promise<CaptureResult> {
   const { manifest } = archive;
   const device = await PrimaryDevice.open(manifest.primary.path);
+  // Started now, so that the worker's start-up overlaps loading the last state's map and the
+  // first reads instead of holding up the first changed chunk.
+  const compressor = new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / manifest.blockSize));
+  compressor.start();
   try {
     if (device.size !== manifest.primary.size) {
       throw new TidemarkError(
@@ -93,7 +98,15 @@ async function capture(
       // The last state's map is updated in place (one map in memory, 40 B a block); a retry
       // loads it again.
       const previous = latest ? await loadStateMap(archive, latest.id) : null;
-      const scan = await scanInto(archive, device, previous, latest, candidates, options);
+      const scan = await scanInto(
+        archive,
+        device,
+        compressor,
+        previous,
+        latest,
+        candidates,
+        options,
+      );
       const after = await device.restat();
       const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
       if (wrote && attempt < MAX_RETRIES) {
@@ -105,6 +118,8 @@ async function capture(
       return await commit(archive, scan, latest, time, grade);
     }
   } finally {
+    stopReadAhead(device.path);
+    await compressor.close();
     await device.close();
   }
 }
@@ -122,6 +137,7 @@ interface ScanResult {
 async function scanInto(
   archive: Archive,
   device: PrimaryDevice,
+  compressor: BlockCompressor,
   previous: StateMap | null,
   latest: StateRow | null,
   candidates: number[] | undefined,
@@ -210,10 +226,13 @@ async function scanInto(
   };
 
   // Blocks of one chunk are deduplicated with a single catalog query and compressed on the
-  // compressor's thread while the next chunk is read and hashed; chunks are written in order.
-  let compressor = null as BlockCompressor | null;
+  // compressor's thread while the next chunks are read and hashed; chunks are written in order.
+  // The scan waits only until a chunk's new blocks are copied out of its read buffer (the
+  // compressor's two slots bound how far it runs ahead of the writing).
   let writing: Promise<void> = Promise.resolve();
+  let writeFailure: { error: unknown } | null = null;
   const storePending = async (): Promise<void> => {
+    if (writeFailure) throw writeFailure.error;
     if (pending.length === 0) return;
     const known = archive.catalog.findBlobs(pending.filter((p) => p.data).map((p) => p.hash));
     const writer = (result.writer ??= await UpdateWriter.create(
@@ -234,13 +253,22 @@ async function scanInto(
       entries.push({ index, hash });
     }
     pending.length = 0;
-    compressor ??= new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
-    // The batch is copied at once: the read buffer it came from may be refilled.
-    const compressed = toStore.length > 0 ? compressor.submit(toStore) : null;
+    const submitted = toStore.length > 0 ? await compressor.submit(toStore) : null;
+    // Awaited only after the chunks before it are written: until then, a failure is not unhandled.
+    submitted?.batch.catch(() => undefined);
     const previous = writing;
     writing = (async () => {
-      await previous;
-      const batch = await compressed;
+      try {
+        await previous;
+      } catch (err) {
+        // Settles only after every earlier chunk did; this batch's slot goes back when it is done.
+        submitted?.batch.then(
+          (b) => b.release(),
+          () => undefined,
+        );
+        throw err;
+      }
+      const batch = submitted ? await submitted.batch : null;
       try {
         for (let i = 0; i < storeHashes.length; i++) {
           const hash = storeHashes[i] as Buffer;
@@ -254,13 +282,15 @@ async function scanInto(
       }
       for (const { index, hash } of entries) await writer.addMapEntry(index, hash);
     })();
-    // Awaited by the next chunk or at the end; this only keeps Node from calling it unhandled.
-    writing.catch(() => undefined);
-    await previous;
+    // Seen by the next chunk or at the end; this also keeps Node from calling it unhandled.
+    writing.catch((error: unknown) => {
+      writeFailure ??= { error };
+    });
   };
 
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
   const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
+  stopReadAhead(device.path);
   try {
     await readRuns(device, runs, blockSize, processChunk);
     await writing;
@@ -270,7 +300,6 @@ async function scanInto(
     throw err;
   } finally {
     await warming;
-    await compressor?.close();
   }
   return result;
 }
