@@ -97,6 +97,11 @@ export class BlockCompressor {
     };
   }
 
+  /** Starts the compression thread now (see BlockWorker.warm). */
+  warm(): void {
+    this.worker.warm();
+  }
+
   close(): Promise<void> {
     return this.worker.close();
   }

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
-import { Archive, ArchiveLock } from './archive.js';
+import { Archive, ArchiveLock, type OpenOptions } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
 import { encryptionForInit } from './encryption/unlock.js';
 import {
@@ -138,7 +138,8 @@ export async function snapshotArchive(
   archiveDir: string,
   options: SnapshotOptions = {},
 ): Promise<SnapshotResult> {
-  return withArchive(archiveDir, true, async (archive) => {
+  const write = { write: true, unlockLater: true };
+  return withArchive(archiveDir, write, async (archive) => {
     const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
       captureInterval(archive, {
         clock: options.clock ?? systemClock,
@@ -151,7 +152,7 @@ export async function snapshotArchive(
 }
 
 export async function listStates(archiveDir: string): Promise<StateInfo[]> {
-  return withArchive(archiveDir, false, async (archive) => {
+  return withArchive(archiveDir, { write: false }, async (archive) => {
     const pins = await pinnedStates(archive.store);
     return archive.catalog.states().map((s) => {
       const info: StateInfo = {
@@ -175,7 +176,7 @@ export async function restoreArchive(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreReport> {
-  return withArchive(archiveDir, false, (archive) =>
+  return withArchive(archiveDir, { write: false }, (archive) =>
     restoreState(archive, selector, target, options),
   );
 }
@@ -184,7 +185,7 @@ export async function verify(
   archiveDir: string,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
-  return withArchive(archiveDir, false, (archive) => verifyArchive(archive, options));
+  return withArchive(archiveDir, { write: false }, (archive) => verifyArchive(archive, options));
 }
 
 /**
@@ -196,7 +197,7 @@ export async function rebuildCatalog(
 ): Promise<{ states: number; damaged: string[] }> {
   // One transaction: an update this build cannot read (a newer format) or a full disk stops the
   // rebuild with the old catalog still in place, not an emptied one.
-  return withArchive(archiveDir, true, (archive) =>
+  return withArchive(archiveDir, { write: true }, (archive) =>
     archive.catalog.atomically(async () => {
       archive.catalog.clear();
       archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
@@ -218,12 +219,12 @@ export async function rebuildCatalog(
 
 async function withArchive<T>(
   dir: string,
-  write: boolean,
+  options: OpenOptions,
   fn: (archive: Archive) => Promise<T> | T,
 ): Promise<T> {
   if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  const archive = await Archive.open(dir, { write });
+  const archive = await Archive.open(dir, options);
   try {
     return await fn(archive);
   } finally {

@@ -27,16 +27,24 @@ export function givenPassphrase(where?: string): string | undefined {
   return undefined;
 }
 
-/** The store through which an archive's objects are read and written: decrypting if need be. */
+/**
+ * The store through which an archive's objects are read and written: decrypting if need be.
+ * With `later`, it returns while the key is still being derived (scrypt, ~0.3 s on a thread of
+ * its own): reads and writes wait for the key, and `EncryptedStore.unlocked` reports a wrong
+ * passphrase; a missing passphrase is reported at once either way.
+ */
 export async function unlockStore(
   store: ClosableStore,
   manifest: ArchiveManifest,
   where: string,
+  later = false,
 ): Promise<ClosableStore> {
   if (!manifest.encryption) return store;
   const passphrase = checkPassphrase(givenPassphrase(where), where);
-  const key = await unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
-  return new EncryptedStore(store, key, manifest.encryption.chunkSize);
+  const key = unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
+  const encrypted = new EncryptedStore(store, key, manifest.encryption.chunkSize);
+  if (!later) await encrypted.unlocked();
+  return encrypted;
 }
 
 /**
