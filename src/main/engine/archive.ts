@@ -8,7 +8,6 @@ import { Catalog, CATALOG_NAME } from './catalog.js';
 import { MANIFEST_NAME, parseManifest, type ArchiveManifest } from './format/archive-manifest.js';
 import { UpdateReader } from './format/update-reader.js';
 import { unlockStore } from './encryption/unlock.js';
-import { EncryptedStore } from './encryption/encrypted-store.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from './update-names.js';
@@ -28,12 +27,6 @@ export const LOCK_NAME = 'lock';
 export interface OpenOptions {
   /** Writers take the archive lock and finish or clean up what a crash interrupted. */
   write: boolean;
-  /**
-   * Return while the key of an encrypted archive is still being derived, so that the caller's
-   * first steps (reading the primary) overlap it; the caller awaits `unlocked()` before it
-   * reports success.
-   */
-  unlockLater?: boolean;
 }
 
 /**
@@ -65,7 +58,7 @@ export class Archive {
     let indexDir = abs;
     try {
       manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
-      store = await unlockStore(store, manifest, target.name, options.unlockLater);
+      store = await unlockStore(store, manifest, target.name);
       indexDir = indexDirOf(target, manifest);
       if (indexDir !== abs || target.remote) await fsp.mkdir(indexDir, { recursive: true });
     } catch (err) {
@@ -112,11 +105,6 @@ export class Archive {
     await fsp.mkdir(indexDir, { recursive: true });
     const catalog = await openCatalog(indexDir, manifest, true);
     return new Archive(indexDir, manifest, store, catalog, lock);
-  }
-
-  /** Resolves once the archive's key is known; a wrong passphrase rejects (see OpenOptions). */
-  async unlocked(): Promise<void> {
-    if (this.store instanceof EncryptedStore) await this.store.unlocked();
   }
 
   /** The live update objects, oldest state first (not those a committed collapse replaced). */

@@ -97,11 +97,6 @@ export class BlockCompressor {
     };
   }
 
-  /** Starts the compression thread now (see BlockWorker.warm). */
-  warm(): void {
-    this.worker.warm();
-  }
-
   close(): Promise<void> {
     return this.worker.close();
   }

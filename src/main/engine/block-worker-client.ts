@@ -46,14 +46,6 @@ export class BlockWorker {
     });
   }
 
-  /**
-   * Starts the thread now, so that its start-up (tens of ms: a new isolate, the native modules)
-   * overlaps other work instead of delaying the first job that someone waits for.
-   */
-  warm(): void {
-    if (!this.inline && !this.failure) this.worker ??= this.start();
-  }
-
   async close(): Promise<void> {
     const worker = this.worker;
     this.worker = null;

@@ -31,9 +31,6 @@ export interface StateRow extends StateInfo {
  * state's block map. It is only an index — `rebuild` recreates it from the update objects — so
  * it may be lost or damaged without losing anything.
  */
-/** A block an update stores, where it lies in that update. */
-export type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
-
 export class Catalog {
   private readonly db: Db;
   private readonly lookupStatements = new Map<number, Statement>();
@@ -192,37 +189,24 @@ export class Catalog {
     return statement;
   }
 
-  /**
-   * Writes the rows of blocks `from`..`to` of `blobs`, stored in `update`: inside `atomically`,
-   * ahead of the `recordState` of their update (which then gets no blobs), so that a large
-   * update's rows are written in slices while its upload ends.
-   */
-  insertBlobs(update: string, blobs: readonly NewBlob[], from: number, to: number): void {
-    const insertBlob = (this.insertBlob ??= this.db.prepare(
-      'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
-    ));
-    try {
-      for (let i = from; i < to; i++) {
-        const b = blobs[i] as NewBlob;
-        if (b.hash.length !== HASH_BYTES)
-          throw new TidemarkError('internal', 'bad blob hash length');
-        insertBlob.run(b.hash, update, b.offset, b.storedLength, b.rawLength, b.codec);
-      }
-    } catch (err) {
-      throw err instanceof TidemarkError ? err : catalogError(err, 'the catalog');
-    }
-  }
-
-  private insertBlob: Statement | null = null;
-
   /** Records a committed update: its state, its stored blocks and the new latest block map. */
-  recordState(state: StateRow, blobs: readonly NewBlob[]): void {
+  recordState(
+    state: StateRow,
+    blobs: Array<{ hash: Buffer } & Omit<BlobLocation, 'update'>>,
+  ): void {
+    const insertBlob = this.db.prepare(
+      'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     const insertState = this.db.prepare(
       `INSERT INTO states (id, parent, time, time_ms, update_name, changed_blocks, stored_bytes, state_hash,
          consistency, consistency_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const run = this.db.transaction(() => {
-      this.insertBlobs(state.update, blobs, 0, blobs.length);
+      for (const b of blobs) {
+        if (b.hash.length !== HASH_BYTES)
+          throw new TidemarkError('internal', 'bad blob hash length');
+        insertBlob.run(b.hash, state.update, b.offset, b.storedLength, b.rawLength, b.codec);
+      }
       insertState.run(
         state.id,
         state.parent,

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
-import { Archive, ArchiveLock, type OpenOptions } from './archive.js';
+import { Archive, ArchiveLock } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
 import { encryptionForInit } from './encryption/unlock.js';
 import {
@@ -138,8 +138,7 @@ export async function snapshotArchive(
   archiveDir: string,
   options: SnapshotOptions = {},
 ): Promise<SnapshotResult> {
-  const write = { write: true, unlockLater: true };
-  return withArchive(archiveDir, write, async (archive) => {
+  return withArchive(archiveDir, true, async (archive) => {
     const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
       captureInterval(archive, {
         clock: options.clock ?? systemClock,
@@ -152,7 +151,7 @@ export async function snapshotArchive(
 }
 
 export async function listStates(archiveDir: string): Promise<StateInfo[]> {
-  return withArchive(archiveDir, { write: false }, async (archive) => {
+  return withArchive(archiveDir, false, async (archive) => {
     const pins = await pinnedStates(archive.store);
     return archive.catalog.states().map((s) => {
       const info: StateInfo = {
@@ -176,7 +175,7 @@ export async function restoreArchive(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreReport> {
-  return withArchive(archiveDir, { write: false }, (archive) =>
+  return withArchive(archiveDir, false, (archive) =>
     restoreState(archive, selector, target, options),
   );
 }
@@ -185,7 +184,7 @@ export async function verify(
   archiveDir: string,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
-  return withArchive(archiveDir, { write: false }, (archive) => verifyArchive(archive, options));
+  return withArchive(archiveDir, false, (archive) => verifyArchive(archive, options));
 }
 
 /**
@@ -197,7 +196,7 @@ export async function rebuildCatalog(
 ): Promise<{ states: number; damaged: string[] }> {
   // One transaction: an update this build cannot read (a newer format) or a full disk stops the
   // rebuild with the old catalog still in place, not an emptied one.
-  return withArchive(archiveDir, { write: true }, (archive) =>
+  return withArchive(archiveDir, true, (archive) =>
     archive.catalog.atomically(async () => {
       archive.catalog.clear();
       archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
@@ -219,12 +218,12 @@ export async function rebuildCatalog(
 
 async function withArchive<T>(
   dir: string,
-  options: OpenOptions,
+  write: boolean,
   fn: (archive: Archive) => Promise<T> | T,
 ): Promise<T> {
   if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  const archive = await Archive.open(dir, options);
+  const archive = await Archive.open(dir, { write });
   try {
     return await fn(archive);
   } finally {

@@ -1,4 +1,4 @@
-import type { Catalog, NewBlob } from './catalog.js';
+import type { Catalog } from './catalog.js';
 import { walkRecords } from './format/record-walker.js';
 import { RECORD_BLOCK } from './format/update-format.js';
 import type { UpdateReader } from './format/update-reader.js';
@@ -14,7 +14,7 @@ export async function indexUpdate(catalog: Catalog, reader: UpdateReader): Promi
   if (stateIdOf(reader.name) !== m.stateId) {
     throw new TidemarkError('archive.corrupt', `${reader.name} claims to be state ${m.stateId}`);
   }
-  const blobs: NewBlob[] = [];
+  const blobs: Parameters<Catalog['recordState']>[1] = [];
   const [start, end] = reader.recordsRange;
   await walkRecords(reader.store, reader.name, start, end, (header, offset) => {
     if (header.kind !== RECORD_BLOCK) return;

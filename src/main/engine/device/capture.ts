@@ -3,7 +3,7 @@ import { alignedBuffer } from '../aligned-buffer.js';
 import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
 import { hashBlock, isZero, zeroHash } from '../block-hash.js';
-import type { NewBlob, StateRow } from '../catalog.js';
+import type { BlobLocation, StateRow } from '../catalog.js';
 import type { Clock } from '../clock.js';
 import type { UpdateMeta } from '../format/update-format.js';
 import { UpdateWriter } from '../format/update-writer.js';
@@ -18,8 +18,6 @@ import { PrimaryDevice } from './primary-device.js';
 import { gradeSource } from './quiescence.js';
 
 const CHUNK_BYTES = 8 << 20;
-/** Catalog rows written between two turns of the event loop (~5 ms) while an update commits. */
-const BLOB_ROWS_PER_SLICE = 1024;
 const MAX_RETRIES = 2;
 
 export interface CaptureOptions {
@@ -32,6 +30,7 @@ export interface CaptureOptions {
 export type CaptureResult =
   { changed: true; state: StateRow } | { changed: false; latest: StateRow };
 
+type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
 
 /**
  * Ends the current interval of a device primary: reads the candidate blocks (all, or the
@@ -235,7 +234,7 @@ async function scanInto(
       entries.push({ index, hash });
     }
     pending.length = 0;
-    compressor ??= newCompressor(blockSize);
+    compressor ??= new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
     // The batch is copied at once: the read buffer it came from may be refilled.
     const compressed = toStore.length > 0 ? compressor.submit(toStore) : null;
     const previous = writing;
@@ -262,14 +261,6 @@ async function scanInto(
 
   // Dedup lookups hit random catalog pages: warm the file while the primary is read.
   const warming = previous ? archive.catalog.prefetch() : Promise.resolve();
-  if (runs.length > 0) {
-    // The threads that compress and upload take a few hundred ms to start on a busy machine:
-    // started now, while the first chunks are read and hashed, not when the first change waits
-    // for them (a scan that finds no change pays only their start).
-    compressor = newCompressor(blockSize);
-    compressor.warm();
-    archive.store.warmUp?.();
-  }
   try {
     await readRuns(device, runs, blockSize, processChunk);
     await writing;
@@ -291,13 +282,6 @@ async function commit(
   time: Date,
   grade: { consistency: Consistency; reason?: string },
 ): Promise<CaptureResult> {
-  // Opened with unlockLater: a wrong passphrase fails the interval even when nothing changed.
-  try {
-    await archive.unlocked();
-  } catch (err) {
-    await scan.writer?.abort();
-    throw err;
-  }
   if (scan.changedBlocks === 0 || !scan.writer) {
     await scan.writer?.abort();
     if (!latest) throw new TidemarkError('internal', 'no baseline');
@@ -323,69 +307,42 @@ async function commit(
     consistency: grade.consistency,
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
-  const writer = scan.writer;
-  const update = updateName(stateId);
-  const finishing = writer.finish(meta);
-  // Awaited below, whatever happens to the catalog; this only keeps Node from calling it unhandled.
-  finishing.catch(() => undefined);
-  let state: StateRow | undefined;
+  let size: number;
   try {
-    // One catalog transaction, committed only once the update is stored and confirmed: the
-    // blocks' rows are written (in slices, so the upload's sockets keep being served) while the
-    // last parts are still in flight, when this thread would otherwise wait idle.
-    await archive.catalog.atomically(async () => {
-      for (let i = 0; i < scan.blobs.length; i += BLOB_ROWS_PER_SLICE) {
-        archive.catalog.insertBlobs(
-          update,
-          scan.blobs,
-          i,
-          Math.min(i + BLOB_ROWS_PER_SLICE, scan.blobs.length),
-        );
-        await new Promise(setImmediate);
-      }
-      const size = await finishing;
-      state = {
-        id: stateId,
-        parent: meta.parentStateId,
-        time: meta.time,
-        timeMs: time.getTime(),
-        update,
-        changedBlocks: scan.changedBlocks,
-        storedBytes: size,
-        stateHash,
-        consistency: grade.consistency,
-        ...(grade.reason ? { consistencyReason: grade.reason } : {}),
-      };
-      archive.catalog.recordState(state, []);
-    });
+    size = await scan.writer.finish(meta);
   } catch (err) {
-    const stored = await finishing.then(
-      () => true,
-      () => false,
-    );
-    if (stored) {
-      // The update is durable but the catalog could not record it (the disk filled up under the
-      // catalog's journal). The snapshot is reported as failed, so it must not leave a state
-      // that readers would find anyway: the update goes (nothing refers to it yet), and the
-      // blocks are still dirty on the primary for the next snapshot. If it cannot go, the next
-      // writer indexes it as after a crash.
-      await archive.store.delete(update).catch(() => undefined);
-    } else {
-      await writer.abort();
-    }
+    await scan.writer.abort();
     throw err;
   }
-  if (!state) throw new TidemarkError('internal', 'the state was not recorded');
+  const state: StateRow = {
+    id: stateId,
+    parent: meta.parentStateId,
+    time: meta.time,
+    timeMs: time.getTime(),
+    update: updateName(stateId),
+    changedBlocks: scan.changedBlocks,
+    storedBytes: size,
+    stateHash,
+    consistency: grade.consistency,
+    ...(grade.reason ? { consistencyReason: grade.reason } : {}),
+  };
+  try {
+    archive.catalog.recordState(state, scan.blobs);
+  } catch (err) {
+    // The update is durable but the catalog could not record it (the disk filled up under the
+    // catalog's journal). The snapshot is reported as failed, so it must not leave a state that
+    // readers would find anyway: the update goes (nothing refers to it yet), and the blocks are
+    // still dirty on the primary for the next snapshot. If it cannot go, the next writer indexes
+    // it as after a crash.
+    await archive.store.delete(state.update).catch(() => undefined);
+    throw err;
+  }
   archive.mapCache.save(
     scan.map,
     stateId,
     latest ? { fromStateId: latest.id, blocks: scan.touched } : undefined,
   );
   return { changed: true, state };
-}
-
-function newCompressor(blockSize: number): BlockCompressor {
-  return new BlockCompressor(CHUNK_BYTES, Math.ceil(CHUNK_BYTES / blockSize));
 }
 
 /** A run of contiguous blocks to read: [first, first + count). */

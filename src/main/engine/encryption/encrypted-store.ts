@@ -32,23 +32,13 @@ export class EncryptedStore implements ObjectStore {
   private readonly opened = new Map<string, Opened>();
   /** Seals every writer's chunks off the engine's thread, started with the first object. */
   private sealer: BlockWorker | null = null;
-  private readonly key: Promise<Buffer>;
 
-  /** `key` may still be coming (being derived from the passphrase): every use waits for it. */
   constructor(
     private readonly inner: ObjectStore & { close(): Promise<void> },
-    key: Buffer | Promise<Buffer>,
+    private readonly key: Buffer,
     readonly chunkSize: number,
   ) {
     this.location = inner.location;
-    this.key = Promise.resolve(key);
-    // Awaited by every use and by `unlocked`; this only keeps Node from calling it unhandled.
-    this.key.catch(() => undefined);
-  }
-
-  /** Resolves once the key is known; rejects as the unlock did (a wrong passphrase). */
-  async unlocked(): Promise<void> {
-    await this.key;
   }
 
   async create(name: string): Promise<ObjectWriter> {
@@ -91,12 +81,11 @@ export class EncryptedStore implements ObjectStore {
     const from = ENCRYPTED_HEADER_BYTES + first * (cs + TAG);
     const to = Math.min(ENCRYPTED_HEADER_BYTES + (last + 1) * (cs + TAG), o.cipherSize);
     const sealed = await this.inner.read(name, from, to - from);
-    const key = await this.key;
     let done = 0;
     for (let i = first; i <= last; i++) {
       const at = (i - first) * (cs + TAG);
       const end = Math.min(at + cs + TAG, sealed.length);
-      const plain = openChunk(key, name, o, i, sealed.subarray(at, end));
+      const plain = openChunk(this.key, name, o, i, sealed.subarray(at, end));
       const start = i === first ? offset - first * cs : 0;
       const n = Math.min(plain.length - start, length - done);
       plain.copy(out, done, start, start + n);
@@ -124,11 +113,6 @@ export class EncryptedStore implements ObjectStore {
 
   removeIncomplete(): Promise<number> {
     return this.inner.removeIncomplete();
-  }
-
-  warmUp(): void {
-    (this.sealer ??= new BlockWorker()).warm();
-    this.inner.warmUp?.();
   }
 
   async close(): Promise<void> {
@@ -183,7 +167,7 @@ class EncryptedWriter implements ObjectWriter {
   constructor(
     private readonly inner: ObjectWriter,
     readonly name: string,
-    private readonly key: Promise<Buffer>,
+    private readonly key: Buffer,
     private readonly prefix: Buffer,
     private readonly chunkSize: number,
     private readonly sealer: BlockWorker,
@@ -227,11 +211,10 @@ class EncryptedWriter implements ObjectWriter {
       const s = slot ?? (await this.slots.take());
       s.meta[0] = used;
       try {
-        const key = await this.key;
         await this.sealer.run({
           op: 'seal',
           memory: s.memory,
-          key,
+          key: this.key,
           prefix: this.prefix,
           name: this.name,
           chunkSize: this.chunkSize,

@@ -27,24 +27,16 @@ export function givenPassphrase(where?: string): string | undefined {
   return undefined;
 }
 
-/**
- * The store through which an archive's objects are read and written: decrypting if need be.
- * With `later`, it returns while the key is still being derived (scrypt, ~0.3 s on a thread of
- * its own): reads and writes wait for the key, and `EncryptedStore.unlocked` reports a wrong
- * passphrase; a missing passphrase is reported at once either way.
- */
+/** The store through which an archive's objects are read and written: decrypting if need be. */
 export async function unlockStore(
   store: ClosableStore,
   manifest: ArchiveManifest,
   where: string,
-  later = false,
 ): Promise<ClosableStore> {
   if (!manifest.encryption) return store;
   const passphrase = checkPassphrase(givenPassphrase(where), where);
-  const key = unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
-  const encrypted = new EncryptedStore(store, key, manifest.encryption.chunkSize);
-  if (!later) await encrypted.unlocked();
-  return encrypted;
+  const key = await unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
+  return new EncryptedStore(store, key, manifest.encryption.chunkSize);
 }
 
 /**

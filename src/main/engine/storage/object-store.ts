@@ -28,11 +28,6 @@ export interface ObjectStore {
   delete(name: string): Promise<void>;
   /** Removes leftovers of writers that never committed (after a crash). Holder of the lock only. */
   removeIncomplete(): Promise<number>;
-  /**
-   * A hint that an object is about to be written: starts what writing needs (threads), so that
-   * its start-up overlaps the caller's own work instead of delaying the first write.
-   */
-  warmUp?(): void;
 }
 
 export interface ObjectWriter {

@@ -141,11 +141,6 @@ export class S3Store implements ObjectStore {
     return Buffer.from(digest).toString('hex');
   }
 
-  /** Starts the hashing thread, which every upload needs for its signatures. */
-  warmUp(): void {
-    (this.hasher ??= new BlockWorker()).warm();
-  }
-
   /** Waits until `bytes` more may be sent under the upload limit (a token bucket). */
   async throttle(bytes: number): Promise<void> {
     const rate = this.settings.bwlimit ?? 0;
@@ -358,8 +353,6 @@ class S3Writer implements ObjectWriter {
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private uploadId: string | undefined;
-  /** The CreateMultipartUpload request, sent once the object is known to need parts. */
-  private creating: Promise<string> | null = null;
   private readonly parts: CompletedPart[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
@@ -379,9 +372,6 @@ class S3Writer implements ObjectWriter {
   }
 
   async write(data: Uint8Array): Promise<void> {
-    // Half a part is enough to know that the object goes in parts: the upload is created (and
-    // the hashing thread started) while the first part fills, not after, when it would delay it.
-    if (!this.creating && this.length + data.length >= this.store.partSize / 2) this.startUpload();
     let at = 0;
     while (at < data.length) {
       const part = (this.part ??= this.takeBuffer());
@@ -395,53 +385,39 @@ class S3Writer implements ObjectWriter {
     this.length += data.length;
   }
 
-  private startUpload(): Promise<string> {
-    this.store.warmUp();
-    this.creating = (async () => {
+  private async sendPart(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.uploadId) {
       try {
         const out = await this.store.client.send(
           new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
         );
-        if (!out.UploadId) throw new Error('the server gave no upload id');
         this.uploadId = out.UploadId;
-        return out.UploadId;
       } catch (err) {
         throw s3Error(err, `uploading ${this.name}`);
       }
-    })();
-    // Awaited by the first part or by commit/abort; this only keeps Node from calling it unhandled.
-    this.creating.catch(() => undefined);
-    return this.creating;
-  }
-
-  private async sendPart(): Promise<void> {
-    if (this.failure) throw this.failure;
-    const buffer = this.part as Buffer;
-    const body = buffer.subarray(0, this.partUsed);
-    // The buffer belongs to its request until it ends; the next part fills another one.
-    this.part = null;
-    this.partUsed = 0;
-    // Hashed while the upload is created and a request slot frees, so that the part is ready to
-    // go the moment one does.
-    const hashing = this.store.partSha256(buffer, body.length);
-    hashing.catch(() => undefined);
-    const uploadId = await (this.creating ?? this.startUpload());
+    }
     // Waits for a free slot only now that this part is full: the next part was filled while
     // `parallel` others were in flight, so a slot that frees is taken at once.
     while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
+    const buffer = this.part as Buffer;
+    const body = buffer.subarray(0, this.partUsed);
     const number = this.parts.length + 1;
     const entry: CompletedPart = { PartNumber: number };
     this.parts.push(entry);
+    // The buffer belongs to its request until it ends; the next part fills another one.
+    this.part = null;
+    this.partUsed = 0;
     const task = (async () => {
-      const sha256 = await hashing;
+      const sha256 = await this.store.partSha256(buffer, body.length);
       await this.store.throttle(body.length);
       const out = await this.store.client.send(
         withPayloadSha256(
           new UploadPartCommand({
             Bucket: this.store.address.bucket,
             Key: this.key,
-            UploadId: uploadId,
+            UploadId: this.uploadId,
             PartNumber: number,
             Body: body,
             ContentLength: body.length,
@@ -461,7 +437,7 @@ class S3Writer implements ObjectWriter {
 
   async commit(): Promise<void> {
     try {
-      if (this.creating === null) {
+      if (this.uploadId === undefined) {
         const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
         const sha256 = await this.store.partSha256(this.part ?? body, body.length);
         if (await this.store.exists(this.name)) throw alreadyThere(this.name);
@@ -484,7 +460,6 @@ class S3Writer implements ObjectWriter {
           throw err;
         }
       } else {
-        const uploadId = await this.creating;
         if (this.partUsed > 0) await this.sendPart();
         await Promise.all(this.inFlight);
         if (this.failure) throw this.failure;
@@ -494,7 +469,7 @@ class S3Writer implements ObjectWriter {
             new CompleteMultipartUploadCommand({
               Bucket: this.store.address.bucket,
               Key: this.key,
-              UploadId: uploadId,
+              UploadId: this.uploadId,
               MultipartUpload: { Parts: this.parts },
               IfNoneMatch: '*',
             }),
@@ -528,7 +503,6 @@ class S3Writer implements ObjectWriter {
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.inFlight);
-    await this.creating?.catch(() => undefined);
     const id = this.uploadId;
     this.uploadId = undefined;
     this.release();
