@@ -144,6 +144,16 @@ export class UpdateWriter {
     this.outputUsed = 0;
   }
 
+  /**
+   * Hands what is buffered to the store and lets it make those bytes durable ahead of `finish`
+   * (a volume point does this while it waits for late watcher events, so the commit's fsync has
+   * only the entries left to write).
+   */
+  async writeAhead(): Promise<void> {
+    await this.flush();
+    await this.writer.writeAhead?.();
+  }
+
   /** Writes the frame index, meta and trailer, then makes the update durable and visible. */
   async finish(meta: UpdateMeta): Promise<number> {
     await this.closeFrame();

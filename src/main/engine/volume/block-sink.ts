@@ -76,6 +76,12 @@ export class BlockSink {
     this.used = 0;
   }
 
+  /** Stores what is queued and lets the update's bytes so far become durable ahead of its commit. */
+  async writeAhead(): Promise<void> {
+    await this.flush();
+    await this.writer?.writeAhead();
+  }
+
   async abort(): Promise<void> {
     await this.writer?.abort();
     this.writer = null;

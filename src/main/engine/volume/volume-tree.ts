@@ -40,6 +40,8 @@ export class VolumeTree {
   private fileBytes = 0;
   /** Files by inode, built on first need and kept up to date from then on. */
   private inodes: Map<bigint, VolumeEntry> | null = null;
+  /** The state hash as of the last change (a point computes it while it waits, then commits). */
+  private hash: string | null = null;
 
   get size(): number {
     return this.entries.size;
@@ -59,6 +61,7 @@ export class VolumeTree {
   }
 
   set(entry: VolumeEntry): void {
+    this.hash = null;
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
     if (old?.type === 'file') this.forgetFile(old);
@@ -78,6 +81,7 @@ export class VolumeTree {
   delete(path: string): VolumeEntry[] {
     const entry = this.entries.get(path);
     if (!entry) return [];
+    this.hash = null;
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
     if (entry.type === 'file') this.forgetFile(entry);
@@ -141,7 +145,7 @@ export class VolumeTree {
   }
 
   stateHash(): string {
-    return stateHashOfLeaves(this.ordered().leaves);
+    return (this.hash ??= stateHashOfLeaves(this.ordered().leaves));
   }
 
   /** Total bytes of the files. */
