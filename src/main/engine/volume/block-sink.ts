@@ -76,10 +76,13 @@ export class BlockSink {
     this.used = 0;
   }
 
-  /** Stores what is queued and lets the update's bytes so far become durable ahead of its commit. */
-  async writeAhead(): Promise<void> {
+  /**
+   * Stores what is queued and starts making the update's bytes so far durable ahead of its
+   * commit (UpdateWriter.writeAhead).
+   */
+  async writeAhead(): Promise<{ synced: Promise<void> }> {
     await this.flush();
-    await this.writer?.writeAhead();
+    return (await this.writer?.writeAhead()) ?? { synced: Promise.resolve() };
   }
 
   async abort(): Promise<void> {

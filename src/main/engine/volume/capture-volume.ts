@@ -196,9 +196,9 @@ async function capture(
       : await scanUntilQuiet(scanner, options, async () => {
           // While late watcher events settle: the blocks read so far are stored and made durable
           // and the state hash brought up to date, so a quiet round leaves the commit little to do.
-          const durable = sink.writeAhead();
+          const { synced } = await sink.writeAhead();
           options.tree.stateHash();
-          await durable;
+          await synced;
         });
     await sink.flush();
     for (const [p, reason] of scanner.notes) notes.push(`${displayPath(p)}: ${reason}`);
