@@ -123,3 +123,40 @@ describe('state hash kept in order', () => {
     }
   });
 });
+
+describe('state hash merge at the edges', () => {
+  it('moves at the first and last place, a path set again, everything moved, all removed', () => {
+    const tree = new VolumeTree();
+    const full = (): string =>
+      volumeStateHash([...tree.values()].sort((a, b) => comparePaths(a.path, b.path)));
+    tree.set(entry('m', 5)); // a folder
+    for (let i = 0; i < 50; i++) tree.set(entry(`m/f${String(i).padStart(3, '0')}`, 5 * i + 1));
+    expect(tree.stateHash()).toBe(full());
+    const steps: Array<() => void> = [
+      () => tree.set(entry('a-first', 3)), // before every path
+      () => tree.set(entry('z-last', 3)), // after every path
+      () => tree.delete('a-first'),
+      () => tree.delete('z-last'),
+      () => tree.set(entry('m/f000', 7)), // the first kept entry, set again
+      () => tree.set(entry('m/f049', 8)), // the last
+      () => {
+        tree.delete('m/f010'); // removed, then back with another content
+        tree.set(entry('m/f010', 9));
+        tree.set(entry('m/f0105', 9)); // between two kept ones
+      },
+      () => {
+        for (const e of [...tree.values()])
+          if (e.type === 'file') tree.set(entry(e.path, e.size + 1));
+      },
+      () => expect(tree.delete('m').length).toBeGreaterThan(50), // with everything in it
+      () => tree.set(entry('only', 4)),
+    ];
+    for (const step of steps) {
+      step();
+      expect(tree.sorted().map((e) => e.path)).toEqual(
+        [...tree.values()].map((e) => e.path).sort(comparePaths),
+      );
+      expect(tree.stateHash()).toBe(full());
+    }
+  });
+});

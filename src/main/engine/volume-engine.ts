@@ -49,6 +49,7 @@ import { restoreVolumeState, type VolumeRestoreOptions } from './volume/restore-
 import { loadVolumeTree } from './volume/tree-loader.js';
 import { emptySuspects } from './volume/tree-scanner.js';
 import type { TreeWatcher } from './volume/tree-watcher.js';
+import { loadScanHashes, saveScanHashes, SCAN_HASHES_NAME } from './volume/scan-hash-cache.js';
 import { verifyVolumeArchive } from './volume/verify-volume.js';
 import { isVolumeArchive, isVolumeManifest } from './archive-kind.js';
 
@@ -125,19 +126,21 @@ export async function initVolumeArchive(
     await writer.write(Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
     await writer.commit();
     archive = await Archive.adopt(dir, lock, target);
+    const tree = new VolumeTree();
     const result = await captureVolumePoint(archive, null, {
       clock: options.clock ?? systemClock,
-      tree: new VolumeTree(),
+      tree,
       ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     if (!result.changed) throw new TidemarkError('internal', 'baseline recorded nothing');
+    keepScanHashes(archive, tree);
     await archive.close();
     return result;
   } catch (err) {
     await archive?.close().catch(() => undefined);
     await removeRemoteObjects(target).catch(() => undefined);
-    await removeArchiveFiles(dir, [JOURNAL_NAME]);
+    await removeArchiveFiles(dir, [JOURNAL_NAME, SCAN_HASHES_NAME]);
     await lock.release();
     if (created) await fsp.rmdir(dir).catch(() => undefined);
     throw err;
@@ -180,7 +183,7 @@ export async function snapshotOpenVolume(
   const rotation = journal.rotate();
   try {
     const latest = archive.catalog.latestState();
-    const tree = latest ? await loadVolumeTree(archive, latest.id) : await emptyTree();
+    const tree = latest ? await loadTreeOf(archive, latest.id) : await emptyTree();
     const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
       captureVolumePoint(archive, latest ?? null, {
         clock: options.clock ?? systemClock,
@@ -190,6 +193,7 @@ export async function snapshotOpenVolume(
       }),
     );
     rotation.settle(true);
+    keepScanHashes(archive, tree);
     return { result: spaceGuard ? { ...result, spaceGuard } : result, tree };
   } catch (err) {
     rotation.settle(false);
@@ -201,6 +205,22 @@ export async function snapshotOpenVolume(
 
 async function emptyTree(): Promise<VolumeTree> {
   return new VolumeTree();
+}
+
+/** The tree of a state, with the scan hashes the last process kept for its big files. */
+async function loadTreeOf(archive: Archive, stateId: number): Promise<VolumeTree> {
+  const tree = await loadVolumeTree(archive, stateId);
+  loadScanHashes(path.join(archive.dir, SCAN_HASHES_NAME), tree);
+  return tree;
+}
+
+/** Keeps the scan hashes of `tree` (the last state's) for the next process; a cache, so best effort. */
+function keepScanHashes(archive: Archive, tree: VolumeTree): void {
+  try {
+    saveScanHashes(path.join(archive.dir, SCAN_HASHES_NAME), tree);
+  } catch {
+    // Only the next start's first read of a big file is slower without it.
+  }
 }
 
 export interface WatchOptions {
@@ -235,6 +255,8 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
   const archive = await openVolumeWriter(archiveDir);
   const journal = PathJournal.open(path.join(archive.dir, JOURNAL_NAME));
   let watcher: TreeWatcher | null = null;
+  // The last state's tree, kept from one point to the next (dropped when a point fails).
+  let cached: { id: number; tree: VolumeTree } | null = null;
   try {
     const root = archive.manifest.primary.path;
     const excludes = new Excludes(archive.manifest.volume?.excludes ?? []);
@@ -252,7 +274,6 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
     let rescan = true;
     let rescannedAt = performance.now();
     const rescanEveryMs = options.rescanEveryMs ?? DEFAULT_RESCAN_EVERY_MS;
-    let cached: { id: number; tree: VolumeTree } | null = null;
     while (!options.signal.aborted) {
       await sleep(options.everyMs, options.signal);
       if (options.signal.aborted) break;
@@ -270,7 +291,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
           cached && latest && cached.id === latest.id
             ? cached.tree
             : latest
-              ? await loadVolumeTree(archive, latest.id)
+              ? await loadTreeOf(archive, latest.id)
               : await emptyTree();
         cached = null;
         const guarded = await withSpaceGuard(archive, options.minFree, () =>
@@ -299,6 +320,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
     }
   } finally {
     await watcher?.stop();
+    if (cached) keepScanHashes(archive, cached.tree);
     journal.close();
     await archive.close();
   }

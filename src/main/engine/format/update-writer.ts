@@ -144,6 +144,18 @@ export class UpdateWriter {
     this.outputUsed = 0;
   }
 
+  /**
+   * Hands what is buffered to the store and lets it make those bytes durable ahead of `finish`
+   * (a volume point does this while it waits for late watcher events, so the commit's fsync has
+   * only the entries left to write). The sync is under way when this resolves: the caller may
+   * work meanwhile, then await `synced`.
+   */
+  async writeAhead(): Promise<{ synced: Promise<void> }> {
+    await this.flush();
+    // Wrapped: an async function would wait for a promise it returns.
+    return { synced: this.writer.writeAhead?.() ?? Promise.resolve() };
+  }
+
   /** Writes the frame index, meta and trailer, then makes the update durable and visible. */
   async finish(meta: UpdateMeta): Promise<number> {
     await this.closeFrame();

@@ -212,6 +212,14 @@ class FolderWriter implements ObjectWriter {
     }
   }
 
+  async writeAhead(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (err) {
+      throw archiveIoError(err, `writing ${this.name}`);
+    }
+  }
+
   async commit(): Promise<void> {
     try {
       await this.handle.sync();

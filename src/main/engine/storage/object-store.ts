@@ -36,6 +36,11 @@ export interface ObjectWriter {
   readonly length: number;
   /** Appends bytes; the buffer may be reused by the caller once the promise resolves. */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Optional hint: starts making the bytes written so far durable, so that `commit` has less
+   * left to flush. It neither makes the object visible nor replaces `commit`'s own durability.
+   */
+  writeAhead?(): Promise<void>;
   /** Makes the object durable and visible under its name. */
   commit(): Promise<void>;
   /** Discards everything written; safe to call after a failed write or commit. */

@@ -76,6 +76,15 @@ export class BlockSink {
     this.used = 0;
   }
 
+  /**
+   * Stores what is queued and starts making the update's bytes so far durable ahead of its
+   * commit (UpdateWriter.writeAhead).
+   */
+  async writeAhead(): Promise<{ synced: Promise<void> }> {
+    await this.flush();
+    return (await this.writer?.writeAhead()) ?? { synced: Promise.resolve() };
+  }
+
   async abort(): Promise<void> {
     await this.writer?.abort();
     this.writer = null;

@@ -193,7 +193,13 @@ async function capture(
     // A snapshot is frozen: one pass over it is the point, whatever the watcher saw meanwhile.
     const grade = snapshot
       ? await scanOnce(scanner, options.suspects ?? { ...emptySuspects(), all: true })
-      : await scanUntilQuiet(scanner, options);
+      : await scanUntilQuiet(scanner, options, async () => {
+          // While late watcher events settle: the blocks read so far are stored and made durable
+          // and the state hash brought up to date, so a quiet round leaves the commit little to do.
+          const { synced } = await sink.writeAhead();
+          options.tree.stateHash();
+          await synced;
+        });
     await sink.flush();
     for (const [p, reason] of scanner.notes) notes.push(`${displayPath(p)}: ${reason}`);
     return await commit(archive, latest, stateId, time, options.tree, scanner, sink, grade, notes);
@@ -222,7 +228,15 @@ async function scanOnce(scanner: TreeScanner, suspects: Suspects): Promise<Grade
   return { consistency: 'snapshot' };
 }
 
-async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOptions): Promise<Grade> {
+/**
+ * `whileSettling` runs alongside each live round's wait for late events: work the commit would
+ * do anyway, which a round that is not quiet only does again in part.
+ */
+async function scanUntilQuiet(
+  scanner: TreeScanner,
+  options: VolumeCaptureOptions,
+  whileSettling: () => Promise<void>,
+): Promise<Grade> {
   let suspects = options.suspects ?? { ...emptySuspects(), all: true };
   let lastChanged: string[] = [];
   const started = options.clock.now().getTime();
@@ -237,7 +251,7 @@ async function scanUntilQuiet(scanner: TreeScanner, options: VolumeCaptureOption
     firstRoundDone(scanner);
     const unsettled = [...report.unsettled];
     if (options.live) {
-      const arrived = await options.live.roundEnd();
+      const [arrived] = await Promise.all([options.live.roundEnd(), whileSettling()]);
       // An event for a path this round showed unchanged since it began reports an older write.
       const open = [...arrived.paths].filter((p) => !scanner.proven.has(p));
       if (open.length === 0 && arrived.folders.size === 0 && unsettled.length === 0)

@@ -40,6 +40,8 @@ export class VolumeTree {
   private fileBytes = 0;
   /** Files by inode, built on first need and kept up to date from then on. */
   private inodes: Map<bigint, VolumeEntry> | null = null;
+  /** The state hash as of the last change (a point computes it while it waits, then commits). */
+  private hash: string | null = null;
 
   get size(): number {
     return this.entries.size;
@@ -59,6 +61,7 @@ export class VolumeTree {
   }
 
   set(entry: VolumeEntry): void {
+    this.hash = null;
     const old = this.entries.get(entry.path);
     if (old && old.type === 'dir' && entry.type !== 'dir') this.removeUnder(entry.path);
     if (old?.type === 'file') this.forgetFile(old);
@@ -78,6 +81,7 @@ export class VolumeTree {
   delete(path: string): VolumeEntry[] {
     const entry = this.entries.get(path);
     if (!entry) return [];
+    this.hash = null;
     const removed: VolumeEntry[] = [];
     this.removeUnder(path, removed);
     if (entry.type === 'file') this.forgetFile(entry);
@@ -141,7 +145,7 @@ export class VolumeTree {
   }
 
   stateHash(): string {
-    return stateHashOfLeaves(this.ordered().leaves);
+    return (this.hash ??= stateHashOfLeaves(this.ordered().leaves));
   }
 
   /** Total bytes of the files. */
@@ -211,7 +215,9 @@ function fullOrder(entries: VolumeEntry[]): Ordered {
 
 /**
  * The order after the paths in `moved` were set or removed: the others keep their place and
- * their leaves, copied over in runs; the moved ones still present are sorted and merged in.
+ * their leaves, copied over in runs; the moved ones still present are sorted and merged in. The
+ * places of the moved paths are found by binary search, so the work per kept entry is a copy,
+ * never a lookup or a comparison of its path (a point moves hundreds of a tree's many thousands).
  */
 function mergeOrder(
   old: Ordered,
@@ -221,59 +227,69 @@ function mergeOrder(
 ): Ordered {
   const fresh: VolumeEntry[] = [];
   let freshBytes = 0;
+  const dropped: number[] = [];
   for (const p of moved) {
     const e = current.get(p);
     if (e) {
       fresh.push(e);
       freshBytes += leafLength(e);
     }
+    const at = lowerBound(old.entries, p);
+    if (at < old.entries.length && (old.entries[at] as VolumeEntry).path === p) dropped.push(at);
   }
   fresh.sort(byPath);
+  dropped.sort((a, b) => a - b);
   const entries: VolumeEntry[] = new Array(current.size);
   const room = roomFor(spare, old.leaves.length + freshBytes, current.size);
   const { leaves, ends } = room;
   let n = 0;
   let at = 0;
-  let j = 0;
-  // A run of kept entries [runFrom, runTo) of the old order, copied in one go.
-  let runFrom = 0;
-  let runTo = 0;
-  const flush = (): void => {
-    if (runTo === runFrom) return;
-    const start = runFrom === 0 ? 0 : (old.ends[runFrom - 1] as number);
-    old.leaves.copy(leaves, at, start, old.ends[runTo - 1]);
-    for (let i = runFrom; i < runTo; i++) {
+  /** Copies the kept entries [from, to) of the old order, leaves and all, in one go. */
+  const copyRun = (from: number, to: number): void => {
+    if (to <= from) return;
+    const start = from === 0 ? 0 : (old.ends[from - 1] as number);
+    const shift = at - start;
+    old.leaves.copy(leaves, at, start, old.ends[to - 1]);
+    for (let i = from; i < to; i++) {
       entries[n] = old.entries[i] as VolumeEntry;
-      ends[n++] = (old.ends[i] as number) - start + at;
+      ends[n++] = (old.ends[i] as number) + shift;
     }
-    at += (old.ends[runTo - 1] as number) - start;
-    runFrom = runTo;
+    at = (old.ends[to - 1] as number) + shift;
   };
-  for (let i = 0; i < old.entries.length; i++) {
-    const e = old.entries[i] as VolumeEntry;
-    if (moved.has(e.path)) {
-      flush();
-      runFrom = runTo = i + 1;
-      continue;
+  let i = 0;
+  let d = 0;
+  let j = 0;
+  while (j < fresh.length || d < dropped.length) {
+    const f = fresh[j];
+    const insertAt = f ? lowerBound(old.entries, f.path, i) : old.entries.length;
+    const dropAt = d < dropped.length ? (dropped[d] as number) : old.entries.length;
+    // A fresh entry goes before an old one at the same place (its own old version, dropped).
+    if (f && insertAt <= dropAt) {
+      copyRun(i, insertAt);
+      i = Math.max(i, insertAt);
+      entries[n] = f;
+      at = writeLeaf(leaves, at, f);
+      ends[n++] = at;
+      j++;
+    } else {
+      copyRun(i, dropAt);
+      i = dropAt + 1;
+      d++;
     }
-    if (j < fresh.length && comparePaths((fresh[j] as VolumeEntry).path, e.path) < 0) {
-      flush();
-      while (j < fresh.length && comparePaths((fresh[j] as VolumeEntry).path, e.path) < 0) {
-        const f = fresh[j++] as VolumeEntry;
-        entries[n] = f;
-        at = writeLeaf(leaves, at, f);
-        ends[n++] = at;
-      }
-    }
-    runTo = i + 1;
   }
-  flush();
-  while (j < fresh.length) {
-    const f = fresh[j++] as VolumeEntry;
-    entries[n] = f;
-    at = writeLeaf(leaves, at, f);
-    ends[n++] = at;
-  }
+  copyRun(i, old.entries.length);
   entries.length = n;
   return { entries, leaves: leaves.subarray(0, at), ends: ends.subarray(0, n), room };
+}
+
+/** The first index at or after `from` whose entry's path is not below `path`. */
+function lowerBound(sorted: VolumeEntry[], path: string, from = 0): number {
+  let lo = from;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePaths((sorted[mid] as VolumeEntry).path, path) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
