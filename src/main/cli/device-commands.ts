@@ -14,8 +14,8 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
-import type { StateSelector } from '../engine/restore.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { integer, printVerifyReport, restoreTarget } from './common-options.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { parse } from './parse-args.js';
 import { minFreeOption } from './retention-commands.js';
@@ -39,12 +39,6 @@ function describeState(s: StateInfo): string {
       ? ` consistency none (${s.consistencyReason ?? 'unknown'})`
       : ` ${s.consistency}`;
   return `state ${s.id}  ${s.time}  ${s.changedBlocks} blocks changed  ${formatBytes(s.storedBytes)} stored  hash ${shortHash(s.stateHash)}${grade}${s.pinned ? '  pinned' : ''}`;
-}
-
-function integer(value: string | boolean | undefined, flag: string): number {
-  if (typeof value !== 'string' || !/^\d+$/.test(value))
-    throw new TidemarkError('usage', `${flag} needs a whole number`);
-  return Number(value);
 }
 
 export async function runDeviceCommand(
@@ -119,21 +113,9 @@ export async function runDeviceCommand(
         },
         1,
       );
-      if ((values.state === undefined) === (values.at === undefined)) {
-        throw new TidemarkError('usage', 'restore needs exactly one of --state K or --at ISO_TIME');
-      }
-      if (typeof values.to !== 'string')
-        throw new TidemarkError('usage', 'restore needs --to PATH');
-      let selector: StateSelector;
-      if (values.state !== undefined) selector = { stateId: integer(values.state, '--state') };
-      else {
-        const at = new Date(values.at as string);
-        if (Number.isNaN(at.getTime()))
-          throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
-        selector = { at };
-      }
+      const { selector, to } = restoreTarget(values);
       const onProgress = progress('restoring');
-      const report = await restoreArchive(args[0] as string, selector, values.to, {
+      const report = await restoreArchive(args[0] as string, selector, to, {
         rollback: values.rollback === true,
         force: values.force === true,
         ...(onProgress ? { onProgress } : {}),
@@ -157,21 +139,7 @@ export async function runDeviceCommand(
         deep: values.deep === true,
         ...(onProgress ? { onProgress } : {}),
       });
-      if (values.json) out(JSON.stringify(report));
-      else {
-        out(
-          `${report.ok ? 'ok' : 'DAMAGED'}: ${report.updatesChecked} updates, ${report.blocksChecked} blocks (${formatBytes(report.bytesChecked)}) checked${report.deep ? `, ${report.statesChecked} state hashes recomputed` : ''}`,
-        );
-        for (const p of report.problems)
-          out(`${p.file}: ${p.message}; affects states ${p.states.join(', ') || 'none'}`);
-      }
-      if (!report.ok) {
-        const first = report.problems[0];
-        process.stderr.write(
-          `tidemark: the archive is damaged: ${first?.file}: ${first?.message} (states ${first?.states.join(', ')})\n`,
-        );
-      }
-      return report.ok ? 0 : 1;
+      return printVerifyReport(report, values.json === true, out);
     }
     case 'catalog': {
       const [sub, ...more] = rest;

@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import { TidemarkError } from '../../shared/errors.js';
 import type { StateInfo } from '../../shared/states.js';
-import type { StateSelector } from '../engine/restore.js';
 import { isVolumeArchive } from '../engine/archive-kind.js';
 import type { VolumeCaptureResult } from '../engine/volume-engine.js';
+import { integer, printVerifyReport, restoreTarget } from './common-options.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { minFreeOption } from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
@@ -127,12 +127,6 @@ function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out, point
   if (result.spaceGuard) warn(describeSpaceGuard(result.spaceGuard));
 }
 
-function integer(value: unknown, flag: string): number {
-  if (typeof value !== 'string' || !/^\d+$/.test(value))
-    throw new TidemarkError('usage', `${flag} needs a whole number`);
-  return Number(value);
-}
-
 async function init(rest: string[], out: Out): Promise<number> {
   const { values, args } = parse<FlagValues>(rest, INIT_OPTIONS, 2);
   const blockSize =
@@ -182,21 +176,7 @@ async function verify(rest: string[], out: Out): Promise<number> {
   const report = await (
     await engine()
   ).verifyVolume(args[0] as string, { deep: values.deep === true });
-  if (values.json) out(JSON.stringify(report));
-  else {
-    out(
-      `${report.ok ? 'ok' : 'DAMAGED'}: ${report.updatesChecked} updates, ${report.blocksChecked} blocks (${formatBytes(report.bytesChecked)}) checked${report.deep ? `, ${report.statesChecked} state hashes recomputed` : ''}`,
-    );
-    for (const p of report.problems)
-      out(`${p.file}: ${p.message}; affects states ${p.states.join(', ') || 'none'}`);
-  }
-  if (!report.ok) {
-    const first = report.problems[0];
-    warn(
-      `the archive is damaged: ${first?.file}: ${first?.message} (states ${first?.states.join(', ')})`,
-    );
-  }
-  return report.ok ? 0 : 1;
+  return printVerifyReport(report, values.json === true, out);
 }
 
 const RESTORE_OPTIONS: Options = {
@@ -216,20 +196,10 @@ async function restore(rest: string[], out: Out): Promise<number> {
       'usage',
       '--rollback is for devices; a folder restores with --to PATH (and --force to write over data)',
     );
-  if ((values.state === undefined) === (values.at === undefined))
-    throw new TidemarkError('usage', 'restore needs exactly one of --state K or --at ISO_TIME');
-  if (typeof values.to !== 'string') throw new TidemarkError('usage', 'restore needs --to PATH');
-  let selector: StateSelector;
-  if (values.state !== undefined) selector = { stateId: integer(values.state, '--state') };
-  else {
-    const at = new Date(values.at as string);
-    if (Number.isNaN(at.getTime()))
-      throw new TidemarkError('usage', `--at needs an ISO 8601 time, got ${String(values.at)}`);
-    selector = { at };
-  }
+  const { selector, to } = restoreTarget(values);
   const report = await (
     await engine()
-  ).restoreVolume(args[0] as string, selector, values.to, {
+  ).restoreVolume(args[0] as string, selector, to, {
     ...(Array.isArray(values.path) ? { paths: values.path } : {}),
     force: values.force === true,
   });
