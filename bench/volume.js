@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Rng } from './lib/prng.js';
-import { duBytes, timed } from './lib/proc.js';
+import { duBytes, run, timed } from './lib/proc.js';
 import { mb, ratio, secs, table } from './lib/report.js';
 import * as T from './lib/tools.js';
 
@@ -232,8 +232,12 @@ async function runSize(base, count, borg) {
   await watch.next(() => true); // the start-up rescan
   const rows = [];
   for (let k = 1; k <= Number(opt.intervals); k++) {
+    // Every program starts without the page cache's dirty data of the one before (rsync leaves
+    // ~200 MB): whoever fsyncs first would otherwise pay for writing it out.
+    await run('sync', []);
     mutate(tree, files, Number(opt.touched), k, rng);
     const point = await pointsOfChange(watch, Date.now());
+    if (!opt['no-rescan']) await run('sync', []);
     const scan = opt['no-rescan']
       ? { wall: 0, stdout: '{"state":{"storedBytes":0}}' }
       : await timed(
@@ -242,8 +246,11 @@ async function runSize(base, count, borg) {
           { scratch: dir },
         );
     const scanState = JSON.parse(scan.stdout).state;
+    await run('sync', []);
     const r = await T.resticBackup(restic, resticCache, tree, dir);
+    await run('sync', []);
     const b = borg ? await T.borgCreate(borgRepo, dir, tree, `b${k}`, dir) : null;
+    await run('sync', []);
     const before = duBytes(rsyncDir);
     const rs = await timed(
       'rsync',

@@ -283,7 +283,7 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
       if (!rescan && journal.size === 0) continue;
       options.onPointStart?.();
       // Counted from before the rotation: what arrives after it belongs to this point's rounds.
-      watcher?.roundStart();
+      watcher?.restartCount();
       const rotation = journal.rotate();
       try {
         const latest = archive.catalog.latestState() ?? null;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { HASH_BYTES, hashBlock } from '../block-hash.js';
 import { ScanHasher } from '../scan-hash.js';
 import type { BlockSink } from './block-sink.js';
+import type { Breather } from './scan-progress.js';
 import { fileContentHash } from './volume-entry.js';
 
 /**
@@ -50,7 +51,9 @@ export class FileBlockReader {
   private readonly hashes: Buffer[] = [];
   private readonly offsets: number[] = [];
   /** Told the bytes of every read as it is made (a point's progress); may throw to cancel. */
-  onBytes: ((n: number) => Promise<void> | undefined) | null = null;
+  onBytes: ((n: number) => void) | null = null;
+  /** Lets the event loop turn during a long file (set by the scanner). */
+  breather: Breather | null = null;
 
   constructor(
     private readonly blockSize: number,
@@ -114,7 +117,9 @@ export class FileBlockReader {
         }
         await this.store(buffer, n);
         size += n;
-        await this.onBytes?.(n);
+        this.onBytes?.(n);
+        const breath = this.breather?.breathe();
+        if (breath) await breath;
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const blockList = blocks.subarray(0, count * HASH_BYTES);

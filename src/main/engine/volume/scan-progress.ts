@@ -4,6 +4,22 @@ import { joinPath } from './volume-tree.js';
 
 const YIELD_MS = 20;
 
+/**
+ * The scan's file system calls are synchronous: without a turn of the event loop now and then, a
+ * cancel message, or the watcher's events that prove a live round (TreeWatcher), would wait for
+ * the whole round. `breathe` lets the loop run every YIELD_MS.
+ */
+export class Breather {
+  private last = performance.now();
+
+  breathe(): Promise<void> | undefined {
+    const now = performance.now();
+    if (now - this.last < YIELD_MS) return undefined;
+    this.last = now;
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /** Bytes of files so far, of all; throwing from it (a cancel) stops the point. */
 export type ProgressSink = (done: number, total: number) => void;
 
@@ -12,15 +28,10 @@ export type ProgressSink = (done: number, total: number) => void;
  * size at once, a file read counts as it is read. The total is the last state's size (or a
  * pre-count for a baseline); the tree may have grown since, so the total never falls below what
  * is done. Only the first round of a point counts: later rounds re-read a few files.
- *
- * The scan's file system calls are synchronous, so the engine worker would not see a cancel
- * message until the point ends: `add` lets the event loop run every YIELD_MS.
  */
 export class ScanProgress {
   private done = 0;
   private total: number;
-  private lastYield = performance.now();
-
   constructor(
     total: number,
     private readonly sink: ProgressSink,
@@ -29,14 +40,11 @@ export class ScanProgress {
     sink(0, total);
   }
 
-  add(bytes: number): Promise<void> | undefined {
+  /** A cancel that came in during the scan's last breath (Breather) throws from here. */
+  add(bytes: number): void {
     this.done += bytes;
     if (this.done > this.total) this.total = this.done;
     this.sink(this.done, this.total);
-    const now = performance.now();
-    if (now - this.lastYield < YIELD_MS) return undefined;
-    this.lastYield = now;
-    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /** The first round is over: the bar shows it whole while the point settles and commits. */

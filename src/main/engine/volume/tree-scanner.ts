@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { isTidemarkError } from '../../../shared/errors.js';
 import type { Excludes } from './excludes.js';
 import type { FileBlockReader } from './file-blocks.js';
-import type { ScanProgress } from './scan-progress.js';
+import { Breather, type ScanProgress } from './scan-progress.js';
 import { typeOfStats, type VolumeEntry } from './volume-entry.js';
 import { joinPath, type VolumeTree } from './volume-tree.js';
 
@@ -78,7 +78,11 @@ export class TreeScanner {
     private readonly excludes: Excludes,
     private readonly files: FileBlockReader,
     private readonly nowNs: () => bigint = () => 0n,
-  ) {}
+  ) {
+    files.breather = this.breather;
+  }
+
+  private readonly breather = new Breather();
 
   /**
    * Whether an event for `rel` only reports a write this point has already read: the file was
@@ -208,6 +212,8 @@ export class TreeScanner {
   }
 
   private async examinePath(rel: string, force: boolean, recursive: boolean): Promise<void> {
+    const breath = this.breather.breathe();
+    if (breath) await breath;
     let st: fs.BigIntStats;
     try {
       st = fs.lstatSync(this.abs(rel), { bigint: true });
@@ -236,7 +242,7 @@ export class TreeScanner {
       return;
     }
     if (same && !(force && type === 'file' && !this.echoOfRead(rel, old))) {
-      if (type === 'file') await this.progress?.add(old.size);
+      if (type === 'file') this.progress?.add(old.size);
       return;
     }
     if (type !== 'file') {
@@ -258,7 +264,7 @@ export class TreeScanner {
     if (moved) {
       // Renamed or moved (its folder with it): same inode, size, mtime and ctime mean the same
       // content, which need not be read again.
-      await this.progress?.add(moved.size);
+      this.progress?.add(moved.size);
       const entry = entryOf(rel, st, 'file');
       entry.blocks = moved.blocks;
       entry.contentHash = moved.contentHash;

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import watcher from '@parcel/watcher';
+import { BARRIER_BACKEND, DeliveryBarrier } from './delivery-barrier.js';
 import type { Excludes } from './excludes.js';
 import type { Arrivals, LiveChanges } from './capture-volume.js';
 import type { PathJournal } from './path-journal.js';
@@ -27,6 +28,9 @@ const MARGIN_MS = 100;
  */
 export class TreeWatcher implements LiveChanges {
   private subscription: watcher.AsyncSubscription | null = null;
+  private barrier: DeliveryBarrier | null = null;
+  /** The barrier pass begun with the current round: its end proves the round's events arrived. */
+  private pass: Promise<void> | null = null;
   /** What arrived since the last `roundStart` (counted always, so no event falls between rounds). */
   private arrived = new Set<string>();
   private arrivedFolders = new Set<string>();
@@ -34,6 +38,8 @@ export class TreeWatcher implements LiveChanges {
   /** When events last came to this thread (performance.now()). */
   private lastDelivery = -Infinity;
   private delivered: (() => void) | null = null;
+  /** Ends the timers' current pause early (the barrier won). */
+  private interrupt: (() => void) | null = null;
   lost = false;
 
   private constructor(
@@ -61,8 +67,9 @@ export class TreeWatcher implements LiveChanges {
         for (const ev of events) w.noteAbsolute(ev.path);
         w.delivered?.();
       },
-      { ignore },
+      BARRIER_BACKEND ? { ignore, backend: BARRIER_BACKEND } : { ignore },
     );
+    w.barrier = await DeliveryBarrier.start();
     return w;
   }
 
@@ -89,37 +96,29 @@ export class TreeWatcher implements LiveChanges {
     return false;
   }
 
-  roundStart(): Suspects {
-    const before = suspectsOf(this.arrived, this.arrivedFolders);
+  /** Counts anew from here, dropping what arrived before (the journal holds it). */
+  restartCount(): void {
     this.arrived = new Set();
     this.arrivedFolders = new Set();
+  }
+
+  roundStart(): Suspects {
+    const before = suspectsOf(this.arrived, this.arrivedFolders);
+    this.restartCount();
     this.roundBegan = performance.now();
+    this.pass = this.barrier?.pass() ?? null;
     return before;
   }
 
   async roundEnd(): Promise<Arrivals> {
-    // The wait runs from the round's beginning, not its end: a round that read for longer than
-    // SETTLE_MS has nothing left to wait for (the reads' own changes are proven by their stats).
-    const left = this.roundBegan + SETTLE_MS - performance.now();
-    if (left > 0) await new Promise((r) => setTimeout(r, left));
-    // Events came shortly before the round: the watcher may be holding more of a run of writes
-    // until its next delivery, BATCH_MS after that one at the latest. A delivery taken within
-    // MARGIN_MS of the round's start may have left the watcher before it; a later one brings
-    // everything from before the round.
-    for (;;) {
-      const last = this.lastDelivery;
-      const batchEnd = last + BATCH_MS + MARGIN_MS;
-      if (last > this.roundBegan + MARGIN_MS || performance.now() >= batchEnd) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, batchEnd - performance.now());
-        this.delivered = done;
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      this.delivered = null;
-    }
+    // Whichever proves first that the changes made before the round began have arrived: the
+    // barrier, or waiting out the watcher's timers (where there is no barrier, or it fails).
+    const race = { over: false };
+    const pass = this.pass;
+    this.pass = null;
+    await Promise.race(pass ? [pass, this.waitOutTimers(race)] : [this.waitOutTimers(race)]);
+    race.over = true;
+    this.interrupt?.();
     // Callbacks the watcher queued while this thread was busy are taken in a poll phase; two
     // turns of the loop make sure one ran, or events delivered within the wait would be missed.
     await new Promise((r) => setImmediate(r));
@@ -127,8 +126,42 @@ export class TreeWatcher implements LiveChanges {
     return { paths: new Set(this.arrived), folders: new Set(this.arrivedFolders) };
   }
 
+  private async waitOutTimers(race: { over: boolean }): Promise<void> {
+    // The wait runs from the round's beginning, not its end: a round that read for longer than
+    // SETTLE_MS has nothing left to wait for (the reads' own changes are proven by their stats).
+    const left = this.roundBegan + SETTLE_MS - performance.now();
+    if (left > 0) await this.pause(left, false);
+    // Events came shortly before the round: the watcher may be holding more of a run of writes
+    // until its next delivery, BATCH_MS after that one at the latest. A delivery taken within
+    // MARGIN_MS of the round's start may have left the watcher before it; a later one brings
+    // everything from before the round.
+    while (!race.over) {
+      const last = this.lastDelivery;
+      const batchEnd = last + BATCH_MS + MARGIN_MS;
+      if (last > this.roundBegan + MARGIN_MS || performance.now() >= batchEnd) break;
+      await this.pause(batchEnd - performance.now(), true);
+    }
+  }
+
+  /** Sleeps `ms`, or less: until a delivery (if asked) or until the round's wait is over. */
+  private pause(ms: number, untilDelivery: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.delivered === done) this.delivered = null;
+        if (this.interrupt === done) this.interrupt = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.interrupt = done;
+      if (untilDelivery) this.delivered = done;
+    });
+  }
+
   async stop(): Promise<void> {
     await this.subscription?.unsubscribe();
     this.subscription = null;
+    await this.barrier?.stop();
+    this.barrier = null;
   }
 }
