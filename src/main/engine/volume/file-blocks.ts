@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { alignedBuffer } from '../aligned-buffer.js';
 import { HASH_BYTES, hashBlock } from '../block-hash.js';
 import { ScanHasher } from '../scan-hash.js';
 import type { BlockSink } from './block-sink.js';
@@ -45,7 +46,8 @@ export interface KnownContent {
  * caller sees `changedWhileRead` and reads it again in the next round of the point.
  */
 export class FileBlockReader {
-  private buffer = Buffer.allocUnsafe(READ_BYTES);
+  /** Page-aligned: the kernel copies into it 3–5× faster (aligned-buffer.ts). */
+  private buffer = alignedBuffer(READ_BYTES);
   private readonly scan = new ScanHasher();
   /** The current chunk's blocks not known by scan hash, and where they lie in it (reused). */
   private readonly hashes: Buffer[] = [];
@@ -144,7 +146,7 @@ export class FileBlockReader {
 
   /** The read buffer: READ_BYTES, or one block where blocks are larger. */
   private bufferFor(blockSize: number): Buffer {
-    if (this.buffer.length < blockSize) this.buffer = Buffer.allocUnsafe(blockSize);
+    if (this.buffer.length < blockSize) this.buffer = alignedBuffer(blockSize);
     return this.buffer;
   }
 
