@@ -4,7 +4,9 @@
  * its folder's for a path gone) no change since then, and the watcher's late events are awaited
  * from the round's beginning, with nothing lost between rounds. Real files, the real watcher.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Excludes } from '../../src/main/engine/volume/excludes.js';
@@ -151,6 +153,26 @@ describe('the watcher between rounds', () => {
       await watcher.stop();
       journal.close();
     }
+  });
+  it('leaves no barrier folder behind, and removes those of watchers that were killed', async () => {
+    const barriers = (): string[] =>
+      fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`tidemark-barrier-${process.pid}-`));
+    // A process that has ended: its pid names the folder a killed watcher would have left.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const orphan = path.join(os.tmpdir(), `tidemark-barrier-${gone.stdout.toString()}-test`);
+    fs.mkdirSync(orphan);
+    fs.writeFileSync(path.join(orphan, '0'), '');
+    const root = tempDir();
+    const journal = PathJournal.open(path.join(tempDir(), 'volume.journal'));
+    const watcher = await TreeWatcher.start(root, new Excludes([]), journal, []);
+    try {
+      expect(fs.existsSync(orphan)).toBe(false);
+      if (process.platform === 'linux') expect(barriers()).toHaveLength(1);
+    } finally {
+      await watcher.stop();
+      journal.close();
+    }
+    expect(barriers()).toHaveLength(0);
   });
   it('under writes without a pause, waits for the delivery that holds what came before the round', async () => {
     const root = tempDir();

@@ -11,6 +11,8 @@ import watcher from '@parcel/watcher';
 export const BARRIER_BACKEND: watcher.BackendType | undefined =
   process.platform === 'linux' ? 'inotify' : undefined;
 
+const PREFIX = 'tidemark-barrier-';
+
 /** After the second marker: time for the delivering thread to queue the callbacks it had left. */
 const GRACE_MS = 10;
 
@@ -40,7 +42,8 @@ export class DeliveryBarrier {
     if (!BARRIER_BACKEND) return null;
     let dir: string | null = null;
     try {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-barrier-'));
+      removeOrphans();
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`));
       const barrier = new DeliveryBarrier(dir, null);
       barrier.subscription = await watcher.subscribe(
         dir,
@@ -97,5 +100,23 @@ export class DeliveryBarrier {
     this.subscription = null;
     this.waiting.clear();
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Folders left by watchers that were killed: their process is gone. */
+function removeOrphans(): void {
+  for (const name of fs.readdirSync(os.tmpdir())) {
+    const pid = Number(/^tidemark-barrier-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
