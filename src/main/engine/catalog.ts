@@ -10,6 +10,7 @@ export const CATALOG_NAME = 'catalog.sqlite';
 const SCHEMA_VERSION = FORMAT_VERSION;
 const LOOKUP_BATCH = 256;
 const PREFETCH_LIMIT = 1 << 30;
+const CACHE_KIB = 32 << 10;
 
 /** Where one stored block lives: update object, record offset, lengths, codec. */
 export interface BlobLocation {
@@ -24,6 +25,23 @@ export interface StateRow extends StateInfo {
   update: string;
   parent: number | null;
   timeMs: number;
+}
+
+/** A stored block as its writer knows it, before the catalog names its update. */
+export type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
+
+/**
+ * The catalog rows of a state whose update is still being written, in a transaction that only
+ * `commit` ends: a crash, a kill or `rollback` before it leaves none of them (SQLite rolls an
+ * uncommitted transaction back, from its journal if it had to write pages early).
+ */
+export interface PendingState {
+  /** Adds rows of blocks the update stores, uncommitted. */
+  addBlobs(update: string, blobs: NewBlob[]): void;
+  /** Records the state, with any rows not added yet, and commits: call once the update is durable. */
+  commit(state: StateRow, blobs: NewBlob[]): void;
+  /** Drops every row added (the update is abandoned). Does nothing once settled. */
+  rollback(): void;
 }
 
 /**
@@ -48,7 +66,12 @@ export class Catalog {
     try {
       // Rollback journal, not WAL: a WAL database cannot be opened on a read-only backup disk.
       db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
-      if (!readonly) db.pragma('synchronous = FULL');
+      if (!readonly) {
+        db.pragma('synchronous = FULL');
+        // Room for the pages a pending state dirties (beginState), so that SQLite does not write
+        // them to the database file before the commit: that would lock readers out until then.
+        db.pragma(`cache_size = -${CACHE_KIB}`);
+      }
       db.pragma('busy_timeout = 5000');
       version = db.pragma('user_version', { simple: true }) as number;
     } catch (err) {
@@ -189,24 +212,76 @@ export class Catalog {
     return statement;
   }
 
-  /** Records a committed update: its state, its stored blocks and the new latest block map. */
-  recordState(
-    state: StateRow,
-    blobs: Array<{ hash: Buffer } & Omit<BlobLocation, 'update'>>,
-  ): void {
-    const insertBlob = this.db.prepare(
+  /**
+   * Starts recording a state while its update is written: the update's rows go in as its blocks
+   * are stored, which spares the time of inserting them all after the update is durable; the
+   * commit then only adds the state row. Only for the holder of the archive lock, and nothing
+   * else may write this catalog until the pending state settles.
+   */
+  beginState(): PendingState {
+    const nested = this.db.inTransaction;
+    try {
+      this.db.exec(nested ? 'SAVEPOINT pending_state' : 'BEGIN IMMEDIATE');
+    } catch (err) {
+      throw catalogError(err, 'the catalog');
+    }
+    let open = true;
+    const end = (sql: string): void => {
+      open = false;
+      this.db.exec(sql);
+    };
+    const rollback = (): void => {
+      if (!open) return;
+      // After a failed COMMIT, SQLite may already have rolled the transaction back.
+      if (!this.db.inTransaction) open = false;
+      else end(nested ? 'ROLLBACK TO pending_state; RELEASE pending_state' : 'ROLLBACK');
+    };
+    return {
+      addBlobs: (update, blobs) => {
+        try {
+          this.insertBlobs(update, blobs);
+        } catch (err) {
+          throw catalogError(err, 'the catalog');
+        }
+      },
+      commit: (state, blobs) => {
+        try {
+          this.recordState(state, blobs);
+          end(nested ? 'RELEASE pending_state' : 'COMMIT');
+        } catch (err) {
+          open = true;
+          try {
+            rollback();
+          } catch {
+            // The commit's error is the one to report; closing the catalog rolls back as well.
+          }
+          throw err instanceof TidemarkError ? err : catalogError(err, 'the catalog');
+        }
+      },
+      rollback,
+    };
+  }
+
+  private insertBlobStatement: Statement | null = null;
+
+  private insertBlobs(update: string, blobs: NewBlob[]): void {
+    const insertBlob = (this.insertBlobStatement ??= this.db.prepare(
       'INSERT OR IGNORE INTO blobs (hash, update_name, offset, stored_length, raw_length, codec) VALUES (?, ?, ?, ?, ?, ?)',
-    );
+    ));
+    for (const b of blobs) {
+      if (b.hash.length !== HASH_BYTES) throw new TidemarkError('internal', 'bad blob hash length');
+      insertBlob.run(b.hash, update, b.offset, b.storedLength, b.rawLength, b.codec);
+    }
+  }
+
+  /** Records a committed update: its state, its stored blocks and the new latest block map. */
+  recordState(state: StateRow, blobs: NewBlob[]): void {
     const insertState = this.db.prepare(
       `INSERT INTO states (id, parent, time, time_ms, update_name, changed_blocks, stored_bytes, state_hash,
          consistency, consistency_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const run = this.db.transaction(() => {
-      for (const b of blobs) {
-        if (b.hash.length !== HASH_BYTES)
-          throw new TidemarkError('internal', 'bad blob hash length');
-        insertBlob.run(b.hash, state.update, b.offset, b.storedLength, b.rawLength, b.codec);
-      }
+      this.insertBlobs(state.update, blobs);
       insertState.run(
         state.id,
         state.parent,

@@ -3,7 +3,7 @@ import { alignedBuffer } from '../aligned-buffer.js';
 import type { Consistency } from '../../../shared/states.js';
 import type { Archive } from '../archive.js';
 import { hashBlock, isZero, zeroHash } from '../block-hash.js';
-import type { BlobLocation, StateRow } from '../catalog.js';
+import type { NewBlob, PendingState, StateRow } from '../catalog.js';
 import type { Clock } from '../clock.js';
 import type { UpdateMeta } from '../format/update-format.js';
 import { UpdateWriter } from '../format/update-writer.js';
@@ -31,7 +31,12 @@ export interface CaptureOptions {
 export type CaptureResult =
   { changed: true; state: StateRow } | { changed: false; latest: StateRow };
 
-type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
+/**
+ * At most this many stored blocks go into the catalog during the scan (see Catalog.beginState);
+ * the rest are inserted with the state. It bounds the catalog pages held dirty in memory (each
+ * row may dirty a page of its own) below the catalog's page cache.
+ */
+const MAX_EARLY_BLOBS = 4096;
 
 /**
  * Ends the current interval of a device primary: reads the candidate blocks (all, or the
@@ -107,15 +112,21 @@ async function capture(
         candidates,
         options,
       );
-      const after = await device.restat();
-      const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
-      if (wrote && attempt < MAX_RETRIES) {
-        await scan.writer?.abort();
-        continue;
+      try {
+        const after = await device.restat();
+        const wrote = after.mtimeMs !== before.mtimeMs || after.size !== before.size;
+        if (wrote && attempt < MAX_RETRIES) {
+          await abandon(scan);
+          continue;
+        }
+        if (wrote) grade.consistency = 'none';
+        if (wrote) grade.reason = 'the primary was written while it was read, on every try';
+        return await commit(archive, scan, latest, time, grade);
+      } catch (err) {
+        // The catalog must not stay inside the pending state's transaction (the app keeps it open).
+        await abandon(scan);
+        throw err;
       }
-      if (wrote) grade.consistency = 'none';
-      if (wrote) grade.reason = 'the primary was written while it was read, on every try';
-      return await commit(archive, scan, latest, time, grade);
     }
   } finally {
     stopReadAhead(device.path);
@@ -131,7 +142,21 @@ interface ScanResult {
   touched: number[];
   scanHashesChanged: boolean;
   writer: UpdateWriter | null;
+  /** The catalog rows of the update, from its first stored block until commit or abandon. */
+  pending: PendingState | null;
+  /** Stored blocks not added to `pending` yet. */
   blobs: NewBlob[];
+  earlyBlobs: number;
+}
+
+/** Drops what a scan wrote: the update and its uncommitted catalog rows. */
+async function abandon(scan: ScanResult): Promise<void> {
+  try {
+    scan.pending?.rollback();
+  } catch {
+    // The error that led here is the one to report; closing the catalog rolls back as well.
+  }
+  await scan.writer?.abort();
 }
 
 async function scanInto(
@@ -152,7 +177,9 @@ async function scanInto(
     touched: [],
     scanHashesChanged: false,
     writer: null,
+    pending: null,
     blobs: [],
+    earlyBlobs: 0,
   };
   const storedHere = new Set<string>();
   const scanHasher = new ScanHasher();
@@ -240,6 +267,7 @@ async function scanInto(
       updateName(stateId),
       blockSize,
     ));
+    result.pending ??= archive.catalog.beginState();
     const toStore: Buffer[] = [];
     const storeHashes: Buffer[] = [];
     const entries: Array<{ index: number; hash: Buffer }> = [];
@@ -269,16 +297,23 @@ async function scanInto(
         throw err;
       }
       const batch = submitted ? await submitted.batch : null;
+      const blobs = result.earlyBlobs < MAX_EARLY_BLOBS ? [] : result.blobs;
       try {
         for (let i = 0; i < storeHashes.length; i++) {
           const hash = storeHashes[i] as Buffer;
           const b = batch as CompressedBatch;
           const data = toStore[i] as Buffer;
           const stored = await writer.addStoredBlock(hash, data.length, b.codec(i), b.bytes(i));
-          result.blobs.push({ hash, ...stored });
+          blobs.push({ hash, ...stored });
         }
       } finally {
         batch?.release();
+      }
+      if (blobs !== result.blobs) {
+        // Inserted while the next chunks are read, not after the update is durable; they stay
+        // uncommitted until then (commit below).
+        result.pending?.addBlobs(updateName(stateId), blobs);
+        result.earlyBlobs += blobs.length;
       }
       for (const { index, hash } of entries) await writer.addMapEntry(index, hash);
     })();
@@ -296,7 +331,7 @@ async function scanInto(
     await writing;
   } catch (err) {
     await writing.catch(() => undefined);
-    await result.writer?.abort();
+    await abandon(result);
     throw err;
   } finally {
     await warming;
@@ -312,7 +347,7 @@ async function commit(
   grade: { consistency: Consistency; reason?: string },
 ): Promise<CaptureResult> {
   if (scan.changedBlocks === 0 || !scan.writer) {
-    await scan.writer?.abort();
+    await abandon(scan);
     if (!latest) throw new TidemarkError('internal', 'no baseline');
     // Keep what this scan learnt (after a catalog rebuild the scan hashes start unknown).
     if (scan.scanHashesChanged)
@@ -340,7 +375,7 @@ async function commit(
   try {
     size = await scan.writer.finish(meta);
   } catch (err) {
-    await scan.writer.abort();
+    await abandon(scan);
     throw err;
   }
   const state: StateRow = {
@@ -356,7 +391,9 @@ async function commit(
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
   try {
-    archive.catalog.recordState(state, scan.blobs);
+    // Only now that the update is durable: a catalog never names blocks that a crash could lose.
+    if (scan.pending) scan.pending.commit(state, scan.blobs);
+    else archive.catalog.recordState(state, scan.blobs);
   } catch (err) {
     // The update is durable but the catalog could not record it (the disk filled up under the
     // catalog's journal). The snapshot is reported as failed, so it must not leave a state that

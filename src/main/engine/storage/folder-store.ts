@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TidemarkError } from '../../../shared/errors.js';
+import { SyncBehind } from '../sync-behind.js';
 import { archiveIoError } from './io-errors.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
 
@@ -186,13 +187,16 @@ export class FolderStore implements ObjectStore {
 class FolderWriter implements ObjectWriter {
   length = 0;
   private closed = false;
+  private readonly behind: SyncBehind;
 
   constructor(
     readonly name: string,
     private readonly final: string,
     private readonly temp: string,
     private readonly handle: FileHandle,
-  ) {}
+  ) {
+    this.behind = new SyncBehind(handle);
+  }
 
   async write(data: Uint8Array): Promise<void> {
     try {
@@ -220,9 +224,15 @@ class FolderWriter implements ObjectWriter {
     }
   }
 
+  syncBehind(): void {
+    this.behind.kick();
+  }
+
   async commit(): Promise<void> {
     try {
-      await this.handle.sync();
+      // Also fails if a datasync started by syncBehind failed: the kernel may report a failed
+      // write-back to one sync only.
+      await this.behind.sync();
       await this.handle.close();
       this.closed = true;
       // One writer at a time holds the archive lock, so check-then-rename is put-if-absent here;
@@ -241,6 +251,7 @@ class FolderWriter implements ObjectWriter {
   async abort(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      await this.behind.settle();
       await this.handle.close().catch(() => undefined);
     }
     await fsp.rm(this.temp, { force: true }).catch(() => undefined);

@@ -41,6 +41,12 @@ export interface ObjectWriter {
    * left to flush. It neither makes the object visible nor replaces `commit`'s own durability.
    */
   writeAhead?(): Promise<void>;
+  /**
+   * Optional hint, for long writes: starts making the bytes written so far durable without
+   * waiting for it, so that the disk works while the writer goes on and `commit` finds little
+   * left to flush. A failure of it fails `commit`.
+   */
+  syncBehind?(): void;
   /** Makes the object durable and visible under its name. */
   commit(): Promise<void>;
   /** Discards everything written; safe to call after a failed write or commit. */
