@@ -41,6 +41,8 @@ export class TreeWatcher implements LiveChanges {
   /** Ends the timers' current pause early (the barrier won). */
   private interrupt: (() => void) | null = null;
   lost = false;
+  /** Rounds whose wait the delivery barrier ended before the timers (for tests and traces). */
+  roundsEndedByBarrier = 0;
 
   private constructor(
     private readonly root: string,
@@ -114,9 +116,10 @@ export class TreeWatcher implements LiveChanges {
     // Whichever proves first that the changes made before the round began have arrived: the
     // barrier, or waiting out the watcher's timers (where there is no barrier, or it fails).
     const race = { over: false };
-    const pass = this.pass;
+    const timers = this.waitOutTimers(race).then(() => false);
+    const pass = this.pass?.then(() => true);
     this.pass = null;
-    await Promise.race(pass ? [pass, this.waitOutTimers(race)] : [this.waitOutTimers(race)]);
+    if (await Promise.race(pass ? [pass, timers] : [timers])) this.roundsEndedByBarrier++;
     race.over = true;
     this.interrupt?.();
     // Callbacks the watcher queued while this thread was busy are taken in a poll phase; two
