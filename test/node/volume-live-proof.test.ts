@@ -163,13 +163,17 @@ describe('the watcher between rounds', () => {
     const journal = PathJournal.open(path.join(tempDir(), 'volume.journal'));
     const watcher = await TreeWatcher.start(root, new Excludes([]), journal, []);
     try {
-      expect(fs.existsSync(orphan)).toBe(false);
-      if (process.platform === 'linux') expect(barriers()).toHaveLength(1);
+      // Only where there is a barrier (Linux) does a watcher's start look for orphans.
+      if (process.platform === 'linux') {
+        expect(fs.existsSync(orphan)).toBe(false);
+        expect(barriers()).toHaveLength(1);
+      }
     } finally {
       await watcher.stop();
       journal.close();
     }
     expect(barriers()).toHaveLength(0);
+    fs.rmSync(orphan, { recursive: true, force: true });
   });
   it('under writes without a pause, waits for the delivery that holds what came before the round', async () => {
     const root = tempDir();
