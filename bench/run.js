@@ -509,25 +509,11 @@ function render(R, borg) {
 
   const rows = [];
   const dd = R.baseline.ddCold;
-  rows.push([
-    'dd read of the image (reference, before the baseline)',
-    secs(dd),
-    rate(size, dd),
-    '',
-    '',
-    '',
-    '',
-    '',
-  ]);
+  rows.push(['dd read of the image (reference, before the baseline)', secs(dd), rate(size, dd)]);
   rows.push([
     'dd write of the image (reference, fsync)',
     secs(R.restore.ddWrite),
     rate(size, R.restore.ddWrite),
-    '',
-    '',
-    '',
-    '',
-    '',
   ]);
   const b = R.baseline.tm;
   rows.push([
@@ -745,18 +731,7 @@ function render(R, borg) {
   lines.push('');
 
   // Warm cache.
-  const warmRows = [
-    [
-      'baseline dd read',
-      secs(R.baseline.ddWarm),
-      rate(size, R.baseline.ddWarm),
-      '',
-      '',
-      '',
-      '',
-      '',
-    ],
-  ];
+  const warmRows = [['baseline dd read', secs(R.baseline.ddWarm), rate(size, R.baseline.ddWarm)]];
   for (const I of R.intervals) {
     const t = I.tmWarm.wall / I.ddWarm;
     warmRows.push([

@@ -31,7 +31,10 @@ export function met(ok) {
 }
 
 export function table(headers, rows) {
-  const cells = [headers, ...rows].map((r) => r.map((c) => String(c ?? '')));
+  // Rows may leave their trailing cells out: they print empty.
+  const cells = [headers, ...rows].map((r) =>
+    Array.from({ length: Math.max(headers.length, r.length) }, (_, i) => String(r[i] ?? '')),
+  );
   const widths = headers.map((_, i) => Math.max(3, ...cells.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   return [
