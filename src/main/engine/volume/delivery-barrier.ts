@@ -25,7 +25,7 @@ const GRACE_MS = 10;
  * before it are taken by A's delivery or the next one (the one after only if a delivery was
  * running while both were read). One delivery calls its watchers in no fixed order, so marker B
  * is created when A has arrived: B is taken by a later delivery than A's, hence no earlier than
- * the tree's; GRACE_MS and two turns of the loop then let callbacks of B's own delivery run.
+ * the tree's; GRACE_MS then lets B's own delivery finish queueing its callbacks.
  */
 export class DeliveryBarrier {
   private seq = 0;
@@ -64,8 +64,9 @@ export class DeliveryBarrier {
   }
 
   /**
-   * Resolves once every tree event queued before this call has been handed to this thread's
-   * callbacks; never if the watcher fails (callers race it against their timers).
+   * Resolves once every tree event queued before this call has been queued to this thread; the
+   * caller lets the loop turn twice to run those callbacks (TreeWatcher.roundEnd does). Never
+   * resolves if the watcher fails (callers race it against their timers).
    */
   async pass(): Promise<void> {
     const a = await this.marker();
@@ -73,8 +74,6 @@ export class DeliveryBarrier {
     // Only now: a deletion between the markers would hold B's delivery back.
     for (const file of [a, b]) fs.rmSync(file, { force: true });
     await new Promise((r) => setTimeout(r, GRACE_MS));
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
   }
 
   /** Creates a marker file; resolves with its name when its event has arrived. */
