@@ -1,7 +1,40 @@
 import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store, parseS3Name } from '../../src/main/engine/storage/s3-store.js';
 import { rgwSkipReason, startRgw, type Rgw } from '../helpers/rgw.js';
+
+describe('S3 object store against a server that stops answering', () => {
+  it('fails a silent request after the idle timeout instead of waiting for ever', async () => {
+    // Accepts connections and reads requests but never answers, like a stalled gateway.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const s = new S3Store(parseS3Name('s3://stalled/x/'), {
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDSTALLED', secretAccessKey: 'secret' },
+      idleTimeoutMs: 300,
+      maxAttempts: 2,
+    });
+    const started = Date.now();
+    try {
+      const w = await s.create('small');
+      await w.write(Buffer.from('data'));
+      await expect(w.commit()).rejects.toThrow(/unreachable or failing/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(sockets.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await s.close();
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  });
+});
 
 const skip = rgwSkipReason();
 if (skip) console.warn(`s3-store tests skipped: ${skip}`);
@@ -41,7 +74,18 @@ describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
     for (let at = 0; at < big.length; at += 3 << 20)
       await w2.write(big.subarray(at, at + (3 << 20)));
     await w2.commit();
-    expect(await s.list('a/')).toEqual(['a/big', 'a/small']);
+    // Past half a part the upload is created before the part is full; an object that then ends
+    // within that one part is completed as a multipart upload of one short part.
+    const middle = randomBytes((4 << 20) + 17);
+    const w3 = await s.create('a/middle');
+    await w3.write(middle.subarray(0, 3 << 20));
+    await w3.write(middle.subarray(3 << 20));
+    await w3.commit();
+    expect((await s.read('a/middle', 0, middle.length)).equals(middle)).toBe(true);
+    const dropped = await s.create('a/dropped');
+    await dropped.write(randomBytes(3 << 20));
+    await dropped.abort();
+    expect(await s.list('a/')).toEqual(['a/big', 'a/middle', 'a/small']);
     expect(await s.size('a/big')).toBe(big.length);
     expect((await s.read('a/small', 10, 20)).equals(small.subarray(10, 30))).toBe(true);
     for (const [off, len] of [

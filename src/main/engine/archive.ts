@@ -56,9 +56,13 @@ export class Archive {
     let store = target.openStore();
     let manifest: ArchiveManifest;
     let indexDir = abs;
+    let unlocking: Promise<ClosableStore>;
     try {
       manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
-      store = await unlockStore(store, manifest, target.name);
+      // The key derivation (scrypt, on libuv's pool) runs while the lock is taken, the catalog
+      // opened and the bucket asked for unfinished uploads: none of them needs the key.
+      unlocking = unlockStore(store, manifest, target.name);
+      unlocking.catch(() => undefined);
       indexDir = indexDirOf(target, manifest);
       if (indexDir !== abs || target.remote) await fsp.mkdir(indexDir, { recursive: true });
     } catch (err) {
@@ -66,9 +70,12 @@ export class Archive {
       throw err;
     }
     let lock: ArchiveLock | null = null;
+    let catalog: Catalog | null = null;
     try {
       lock = options.write ? await ArchiveLock.take(abs) : null;
-      let catalog = await openCatalog(indexDir, manifest, options.write);
+      catalog = await openCatalog(indexDir, manifest, options.write);
+      if (options.write) await store.removeIncomplete();
+      store = await unlocking;
       if (
         !options.write &&
         (await unrecordedUpdates(store, catalog)).length > 0 &&
@@ -80,13 +87,11 @@ export class Archive {
         catalog = memoryCatalog(manifest);
       }
       const archive = new Archive(indexDir, manifest, store, catalog, lock);
-      if (options.write) {
-        await archive.store.removeIncomplete();
-        await finishInterruptedCollapses(archive);
-      }
+      if (options.write) await finishInterruptedCollapses(archive);
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
+      catalog?.close();
       await store.close().catch(() => undefined);
       await lock?.release();
       throw err;

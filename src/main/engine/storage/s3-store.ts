@@ -41,12 +41,19 @@ export interface S3Settings {
   parallel?: number;
   /** Attempts per request, with exponential backoff and jitter, on transient errors. */
   maxAttempts?: number;
+  /**
+   * A request whose connection stays silent this long fails (and is retried): default 60 s. A
+   * stalled server (seen: a full Ceph OSD that drops writes) must not hang a job for ever.
+   */
+  idleTimeoutMs?: number;
 }
 
 const DEFAULT_PART = 8 << 20;
 const MIN_PART = 5 << 20;
 const WINDOW = 4 << 20;
 const WINDOWS_KEPT = 8;
+const CONNECT_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 60_000;
 
 /** How every S3 client of Tidemark reaches a server: where, as whom, and with which checksums. */
 export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
@@ -61,6 +68,11 @@ export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
     // integrity comes from the signed payload SHA-256 instead (withPayloadSha256).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK waits for ever by default.
+    requestHandler: {
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: settings.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    },
   };
 }
 
@@ -125,6 +137,9 @@ export class S3Store implements ObjectStore {
   }
 
   async create(name: string): Promise<ObjectWriter> {
+    // A worker thread takes ~150 ms to start here: it does so while the first part fills.
+    this.hasher ??= new BlockWorker();
+    this.hasher.start();
     return new S3Writer(this, name, this.key(name));
   }
 
@@ -353,6 +368,8 @@ class S3Writer implements ObjectWriter {
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private uploadId: string | undefined;
+  /** The CreateMultipartUpload request, sent once half a part is filled. */
+  private creating: Promise<void> | null = null;
   private readonly parts: CompletedPart[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
@@ -380,23 +397,32 @@ class S3Writer implements ObjectWriter {
       part.set(slice, this.partUsed);
       this.partUsed += n;
       at += n;
+      // An object past half a part will most likely need more than one: its upload is created
+      // now, so that the first part need not wait for a round trip when it is full.
+      if (!this.creating && this.partUsed >= part.length / 2) {
+        this.creating = this.createUpload();
+        // Its failure is met where it is awaited (sendPart, commit, abort).
+        this.creating.catch(() => undefined);
+      }
       if (this.partUsed === part.length) await this.sendPart();
     }
     this.length += data.length;
   }
 
+  private async createUpload(): Promise<void> {
+    try {
+      const out = await this.store.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
+      );
+      this.uploadId = out.UploadId;
+    } catch (err) {
+      throw s3Error(err, `uploading ${this.name}`);
+    }
+  }
+
   private async sendPart(): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.uploadId) {
-      try {
-        const out = await this.store.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
-        );
-        this.uploadId = out.UploadId;
-      } catch (err) {
-        throw s3Error(err, `uploading ${this.name}`);
-      }
-    }
+    await (this.creating ??= this.createUpload());
     // Waits for a free slot only now that this part is full: the next part was filled while
     // `parallel` others were in flight, so a slot that frees is taken at once.
     while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
@@ -437,6 +463,9 @@ class S3Writer implements ObjectWriter {
 
   async commit(): Promise<void> {
     try {
+      // An upload created for an object that then stayed within one part ends as a multipart
+      // upload of that one part (a last part may be smaller than S3's minimum).
+      if (this.creating) await this.creating;
       if (this.uploadId === undefined) {
         const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
         const sha256 = await this.store.partSha256(this.part ?? body, body.length);
@@ -502,6 +531,7 @@ class S3Writer implements ObjectWriter {
   }
 
   async abort(): Promise<void> {
+    await this.creating?.catch(() => undefined);
     await Promise.allSettled(this.inFlight);
     const id = this.uploadId;
     this.uploadId = undefined;
