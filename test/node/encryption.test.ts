@@ -80,6 +80,24 @@ describe('encrypted archives (folder secondary)', () => {
     expect(wrong.stderr).toMatch(
       /^tidemark: wrong passphrase for the encrypted archive .*archive\n$/,
     );
+    // A snapshot derives the key while it scans: a wrong passphrase still records nothing and
+    // leaves nothing, whether the interval changed blocks (the first sealing fails) or not.
+    const wrongEnv = { TIDEMARK_PASSPHRASE: 'not the passphrase' };
+    const before = fs.readdirSync(path.join(archive, 'updates')).sort();
+    for (const changed of [false, true]) {
+      if (changed) image(img, 40, 3);
+      const snap = run(['snapshot', archive], wrongEnv);
+      expect(snap.code, snap.stdout).toBe(1);
+      expect(snap.stderr).toMatch(
+        /^tidemark: wrong passphrase for the encrypted archive .*archive\n$/,
+      );
+      expect(fs.readdirSync(path.join(archive, 'updates')).sort()).toEqual(before);
+      expect(fs.readdirSync(archive).sort()).toEqual(['tidemark.json', 'updates']);
+    }
+    const states = run(['states', archive, '--json'], {
+      TIDEMARK_PASSPHRASE: 'a long enough passphrase',
+    });
+    expect(JSON.parse(states.stdout)).toHaveLength(2);
     const none = run(['verify', archive]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/is encrypted: give its passphrase with --passphrase-file/);
