@@ -80,8 +80,8 @@ describe('encrypted archives (folder secondary)', () => {
     expect(wrong.stderr).toMatch(
       /^tidemark: wrong passphrase for the encrypted archive .*archive\n$/,
     );
-    // A snapshot derives the key while it scans: a wrong passphrase still records nothing and
-    // leaves nothing, whether the interval changed blocks (the first sealing fails) or not.
+    // A snapshot with a wrong passphrase records nothing and leaves nothing, whether or not the
+    // interval changed blocks.
     const wrongEnv = { TIDEMARK_PASSPHRASE: 'not the passphrase' };
     const before = fs.readdirSync(path.join(archive, 'updates')).sort();
     for (const changed of [false, true]) {

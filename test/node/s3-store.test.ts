@@ -74,8 +74,7 @@ describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
     for (let at = 0; at < big.length; at += 3 << 20)
       await w2.write(big.subarray(at, at + (3 << 20)));
     await w2.commit();
-    // Past half a part the upload is created before the part is full; an object that then ends
-    // within that one part is completed as a multipart upload of one short part.
+    // An object just under a part, written in two pieces, and a writer that gives up.
     const middle = randomBytes((4 << 20) + 17);
     const w3 = await s.create('a/middle');
     await w3.write(middle.subarray(0, 3 << 20));

@@ -27,13 +27,6 @@ export const LOCK_NAME = 'lock';
 export interface OpenOptions {
   /** Writers take the archive lock and finish or clean up what a crash interrupted. */
   write: boolean;
-  /**
-   * Return before an encrypted archive's key is derived (~0.65 s of scrypt here), so that the
-   * caller's work that needs no key (a scan's reading and hashing) overlaps it. The caller must
-   * await `unlocked` before it reports success: a wrong passphrase shows there, or at the first
-   * object sealed or read.
-   */
-  deferUnlock?: boolean;
 }
 
 /**
@@ -49,8 +42,6 @@ export class Archive {
     readonly store: ClosableStore,
     readonly catalog: Catalog,
     private readonly lock: ArchiveLock | null,
-    /** Resolves once the archive's key is known (at once when it is not encrypted). */
-    readonly unlocked: Promise<void> = Promise.resolve(),
   ) {
     this.mapCache = MapCache.in(dir);
   }
@@ -65,15 +56,9 @@ export class Archive {
     let store = target.openStore();
     let manifest: ArchiveManifest;
     let indexDir = abs;
-    let unlocked: Promise<void> = Promise.resolve();
     try {
       manifest = target.remote ? await readTargetManifest(target, store) : await readManifest(abs);
-      // The key derivation (scrypt, on libuv's pool) runs while the lock is taken, the catalog
-      // opened and the bucket asked for unfinished uploads: none of them needs the key.
-      const unlocking = unlockStore(store, manifest, target.name);
-      store = unlocking;
-      if (unlocking.unlocked) unlocked = unlocking.unlocked();
-      unlocked.catch(() => undefined);
+      store = await unlockStore(store, manifest, target.name);
       indexDir = indexDirOf(target, manifest);
       if (indexDir !== abs || target.remote) await fsp.mkdir(indexDir, { recursive: true });
     } catch (err) {
@@ -81,12 +66,9 @@ export class Archive {
       throw err;
     }
     let lock: ArchiveLock | null = null;
-    let catalog: Catalog | null = null;
     try {
       lock = options.write ? await ArchiveLock.take(abs) : null;
-      catalog = await openCatalog(indexDir, manifest, options.write);
-      if (options.write) await store.removeIncomplete();
-      if (!options.deferUnlock) await unlocked;
+      let catalog = await openCatalog(indexDir, manifest, options.write);
       if (
         !options.write &&
         (await unrecordedUpdates(store, catalog)).length > 0 &&
@@ -97,12 +79,14 @@ export class Archive {
         catalog.close();
         catalog = memoryCatalog(manifest);
       }
-      const archive = new Archive(indexDir, manifest, store, catalog, lock, unlocked);
-      if (options.write) await finishInterruptedCollapses(archive);
+      const archive = new Archive(indexDir, manifest, store, catalog, lock);
+      if (options.write) {
+        await archive.store.removeIncomplete();
+        await finishInterruptedCollapses(archive);
+      }
       await archive.indexUnrecorded();
       return archive;
     } catch (err) {
-      catalog?.close();
       await store.close().catch(() => undefined);
       await lock?.release();
       throw err;
@@ -116,8 +100,7 @@ export class Archive {
     const manifest = target.remote
       ? await readTargetManifest(target, raw)
       : await readManifest(target.localDir);
-    const store = unlockStore(raw, manifest, target.name);
-    await store.unlocked?.();
+    const store = await unlockStore(raw, manifest, target.name);
     const indexDir = indexDirOf(target, manifest);
     await fsp.mkdir(indexDir, { recursive: true });
     const catalog = await openCatalog(indexDir, manifest, true);

@@ -11,11 +11,6 @@ const SCHEMA_VERSION = FORMAT_VERSION;
 const LOOKUP_BATCH = 256;
 const PREFETCH_LIMIT = 1 << 30;
 const CACHE_KIB = 32 << 10;
-/** SQLite's default page size, which the catalog keeps. */
-const PAGE_BYTES = 4096;
-const MIN_EARLY_ROWS = 4096;
-/** A blobs row takes ~70 bytes; random inserts leave leaves ~2/3 full. */
-const ROWS_PER_NEW_PAGE = 30;
 
 /** Where one stored block lives: update object, record offset, lengths, codec. */
 export interface BlobLocation {
@@ -43,11 +38,6 @@ export type NewBlob = { hash: Buffer } & Omit<BlobLocation, 'update'>;
 export interface PendingState {
   /** Adds rows of blocks the update stores, uncommitted. */
   addBlobs(update: string, blobs: NewBlob[]): void;
-  /**
-   * How many rows may go in before the commit while the pages they dirty surely fit in the
-   * catalog's page cache (see beginState); the rest wait for the commit.
-   */
-  readonly room: number;
   /** Records the state, with any rows not added yet, and commits: call once the update is durable. */
   commit(state: StateRow, blobs: NewBlob[]): void;
   /** Drops every row added (the update is abandoned). Does nothing once settled. */
@@ -247,7 +237,6 @@ export class Catalog {
       else end(nested ? 'ROLLBACK TO pending_state; RELEASE pending_state' : 'ROLLBACK');
     };
     return {
-      room: this.pendingRoom(),
       addBlobs: (update, blobs) => {
         try {
           this.insertBlobs(update, blobs);
@@ -271,18 +260,6 @@ export class Catalog {
       },
       rollback,
     };
-  }
-
-  /**
-   * Each new row may dirty a leaf page of its own, so 4,096 rows always fit the 8,192 pages of
-   * cache. A small catalog cannot have more dirty pages than it has pages plus the ones the rows
-   * add (at least 30 rows to a leaf here): then every row of a large update fits, and a full
-   * change's rows go in while it uploads instead of after.
-   */
-  private pendingRoom(): number {
-    const cachePages = Math.floor((CACHE_KIB * 1024) / PAGE_BYTES);
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    return Math.max(MIN_EARLY_ROWS, (Math.floor(cachePages * 0.75) - pages) * ROWS_PER_NEW_PAGE);
   }
 
   private insertBlobStatement: Statement | null = null;

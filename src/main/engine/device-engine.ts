@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
 import type { RestoreReport, StateInfo, VerifyReport } from '../../shared/states.js';
-import { Archive, ArchiveLock, type OpenOptions } from './archive.js';
+import { Archive, ArchiveLock } from './archive.js';
 import { removeArchiveFiles } from './archive-dir.js';
 import { encryptionForInit } from './encryption/unlock.js';
 import {
@@ -138,7 +138,7 @@ export async function snapshotArchive(
   archiveDir: string,
   options: SnapshotOptions = {},
 ): Promise<SnapshotResult> {
-  return withArchive(archiveDir, { write: true, deferUnlock: true }, async (archive) => {
+  return withArchive(archiveDir, true, async (archive) => {
     const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
       captureInterval(archive, {
         clock: options.clock ?? systemClock,
@@ -146,8 +146,6 @@ export async function snapshotArchive(
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       }),
     );
-    // An interval that stored nothing never needed the key: a wrong passphrase shows here.
-    await archive.unlocked;
     return spaceGuard ? { ...result, spaceGuard } : result;
   });
 }
@@ -224,12 +222,12 @@ export async function rebuildCatalog(
 
 async function withArchive<T>(
   dir: string,
-  open: boolean | OpenOptions,
+  write: boolean,
   fn: (archive: Archive) => Promise<T> | T,
 ): Promise<T> {
   if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
-  const archive = await Archive.open(dir, typeof open === 'boolean' ? { write: open } : open);
+  const archive = await Archive.open(dir, { write });
   try {
     return await fn(archive);
   } finally {

@@ -32,6 +32,13 @@ export type CaptureResult =
   { changed: true; state: StateRow } | { changed: false; latest: StateRow };
 
 /**
+ * At most this many stored blocks go into the catalog during the scan (see Catalog.beginState);
+ * the rest are inserted with the state. It bounds the catalog pages held dirty in memory (each
+ * row may dirty a page of its own) below the catalog's page cache.
+ */
+const MAX_EARLY_BLOBS = 4096;
+
+/**
  * Ends the current interval of a device primary: reads the candidate blocks (all, or the
  * journal's), keeps those whose content differs from the last state, stores the ones the archive
  * does not hold yet, and commits the consolidated update before recording it in the catalog.
@@ -290,9 +297,7 @@ async function scanInto(
         throw err;
       }
       const batch = submitted ? await submitted.batch : null;
-      // Up to the pending state's room (the dirty pages must fit the catalog's cache), the rows go
-      // in now; the rest with the state.
-      const blobs = result.earlyBlobs < (result.pending?.room ?? 0) ? [] : result.blobs;
+      const blobs = result.earlyBlobs < MAX_EARLY_BLOBS ? [] : result.blobs;
       try {
         for (let i = 0; i < storeHashes.length; i++) {
           const hash = storeHashes[i] as Buffer;

@@ -33,27 +33,12 @@ export class EncryptedStore implements ObjectStore {
   /** Seals every writer's chunks off the engine's thread, started with the first object. */
   private sealer: BlockWorker | null = null;
 
-  private readonly key: Promise<Buffer>;
-
-  /**
-   * `key` may still be being derived (see Archive.open's deferUnlock): what needs no key (names,
-   * sizes, a writer's first bytes) goes on meanwhile; the first sealing or reading waits for it,
-   * and fails with its error (a wrong passphrase).
-   */
   constructor(
     private readonly inner: ObjectStore & { close(): Promise<void> },
-    key: Buffer | Promise<Buffer>,
+    private readonly key: Buffer,
     readonly chunkSize: number,
   ) {
     this.location = inner.location;
-    this.key = Promise.resolve(key);
-    // Met by whoever needs the key; until then it must not count as unhandled.
-    this.key.catch(() => undefined);
-  }
-
-  /** Resolves once the key is known; rejects as unlocking did (a wrong passphrase). */
-  async unlocked(): Promise<void> {
-    await this.key;
   }
 
   async create(name: string): Promise<ObjectWriter> {
@@ -96,12 +81,11 @@ export class EncryptedStore implements ObjectStore {
     const from = ENCRYPTED_HEADER_BYTES + first * (cs + TAG);
     const to = Math.min(ENCRYPTED_HEADER_BYTES + (last + 1) * (cs + TAG), o.cipherSize);
     const sealed = await this.inner.read(name, from, to - from);
-    const key = await this.key;
     let done = 0;
     for (let i = first; i <= last; i++) {
       const at = (i - first) * (cs + TAG);
       const end = Math.min(at + cs + TAG, sealed.length);
-      const plain = openChunk(key, name, o, i, sealed.subarray(at, end));
+      const plain = openChunk(this.key, name, o, i, sealed.subarray(at, end));
       const start = i === first ? offset - first * cs : 0;
       const n = Math.min(plain.length - start, length - done);
       plain.copy(out, done, start, start + n);
@@ -183,7 +167,7 @@ class EncryptedWriter implements ObjectWriter {
   constructor(
     private readonly inner: ObjectWriter,
     readonly name: string,
-    private readonly key: Promise<Buffer>,
+    private readonly key: Buffer,
     private readonly prefix: Buffer,
     private readonly chunkSize: number,
     private readonly sealer: BlockWorker,
@@ -227,11 +211,10 @@ class EncryptedWriter implements ObjectWriter {
       const s = slot ?? (await this.slots.take());
       s.meta[0] = used;
       try {
-        const key = await this.key;
         await this.sealer.run({
           op: 'seal',
           memory: s.memory,
-          key,
+          key: this.key,
           prefix: this.prefix,
           name: this.name,
           chunkSize: this.chunkSize,

@@ -27,19 +27,15 @@ export function givenPassphrase(where?: string): string | undefined {
   return undefined;
 }
 
-/**
- * The store through which an archive's objects are read and written: decrypting if need be.
- * A missing passphrase throws at once; the key itself is derived in the background (scrypt, on
- * libuv's pool): the store's `unlocked` says when it is known, or that the passphrase is wrong.
- */
-export function unlockStore(
+/** The store through which an archive's objects are read and written: decrypting if need be. */
+export async function unlockStore(
   store: ClosableStore,
   manifest: ArchiveManifest,
   where: string,
-): ClosableStore & { unlocked?: () => Promise<void> } {
+): Promise<ClosableStore> {
   if (!manifest.encryption) return store;
   const passphrase = checkPassphrase(givenPassphrase(where), where);
-  const key = unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
+  const key = await unwrapKey(manifest.encryption, passphrase, manifest.archiveId, where);
   return new EncryptedStore(store, key, manifest.encryption.chunkSize);
 }
 

@@ -171,8 +171,6 @@ export async function withSpaceGuard<T>(
   capture: () => Promise<T>,
 ): Promise<{ result: T; spaceGuard: SpaceGuardReport | null }> {
   const minFree = await minFreeFor(archive, given);
-  // The guard deletes and rewrites objects: never before a deferred unlock proved the passphrase.
-  if (minFree) await archive.unlocked;
   const before = minFree ? await guardSpace(archive, minFree) : null;
   const result = await capture();
   const after = minFree ? await guardSpace(archive, minFree) : null;

@@ -137,9 +137,6 @@ export class S3Store implements ObjectStore {
   }
 
   async create(name: string): Promise<ObjectWriter> {
-    // A worker thread takes ~150 ms to start here: it does so while the first part fills.
-    this.hasher ??= new BlockWorker();
-    this.hasher.start();
     return new S3Writer(this, name, this.key(name));
   }
 
@@ -368,8 +365,6 @@ class S3Writer implements ObjectWriter {
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private uploadId: string | undefined;
-  /** The CreateMultipartUpload request, sent once half a part is filled. */
-  private creating: Promise<void> | null = null;
   private readonly parts: CompletedPart[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
@@ -397,32 +392,23 @@ class S3Writer implements ObjectWriter {
       part.set(slice, this.partUsed);
       this.partUsed += n;
       at += n;
-      // An object past half a part will most likely need more than one: its upload is created
-      // now, so that the first part need not wait for a round trip when it is full.
-      if (!this.creating && this.partUsed >= part.length / 2) {
-        this.creating = this.createUpload();
-        // Its failure is met where it is awaited (sendPart, commit, abort).
-        this.creating.catch(() => undefined);
-      }
       if (this.partUsed === part.length) await this.sendPart();
     }
     this.length += data.length;
   }
 
-  private async createUpload(): Promise<void> {
-    try {
-      const out = await this.store.client.send(
-        new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
-      );
-      this.uploadId = out.UploadId;
-    } catch (err) {
-      throw s3Error(err, `uploading ${this.name}`);
-    }
-  }
-
   private async sendPart(): Promise<void> {
     if (this.failure) throw this.failure;
-    await (this.creating ??= this.createUpload());
+    if (!this.uploadId) {
+      try {
+        const out = await this.store.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.store.address.bucket, Key: this.key }),
+        );
+        this.uploadId = out.UploadId;
+      } catch (err) {
+        throw s3Error(err, `uploading ${this.name}`);
+      }
+    }
     // Waits for a free slot only now that this part is full: the next part was filled while
     // `parallel` others were in flight, so a slot that frees is taken at once.
     while (this.inFlight.size >= this.store.parallel) await Promise.race(this.inFlight);
@@ -463,9 +449,6 @@ class S3Writer implements ObjectWriter {
 
   async commit(): Promise<void> {
     try {
-      // An upload created for an object that then stayed within one part ends as a multipart
-      // upload of that one part (a last part may be smaller than S3's minimum).
-      if (this.creating) await this.creating;
       if (this.uploadId === undefined) {
         const body = this.part ? this.part.subarray(0, this.partUsed) : Buffer.alloc(0);
         const sha256 = await this.store.partSha256(this.part ?? body, body.length);
@@ -531,7 +514,6 @@ class S3Writer implements ObjectWriter {
   }
 
   async abort(): Promise<void> {
-    await this.creating?.catch(() => undefined);
     await Promise.allSettled(this.inFlight);
     const id = this.uploadId;
     this.uploadId = undefined;
