@@ -12,7 +12,9 @@
 //     unlock the archive, read and hash the image, compress, encrypt, upload, confirm, record in
 //     the catalog). The whole process (Node start-up and module loading included) is reported
 //     beside it;
-//   - the same interval to a folder archive on the local disk, for what the engine itself costs.
+//   - the same interval to a folder archive on the local disk, for what the engine itself costs;
+//   - the s3:// intervals as the app and `tidemark serve` run them: in a long-lived engine worker
+//     (EngineHost) that showed the archive's states first (and so holds an encrypted one's key).
 // Target: Tidemark's interval at >= 0.8x the raw PUT rate. Tables go to stdout and
 // bench/results/s3-latest.md.
 import { execFileSync, spawnSync } from 'node:child_process';
