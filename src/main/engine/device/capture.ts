@@ -371,13 +371,8 @@ async function commit(
     consistency: grade.consistency,
     ...(grade.reason ? { consistencyReason: grade.reason } : {}),
   };
-  let size: number;
-  try {
-    size = await scan.writer.finish(meta);
-  } catch (err) {
-    await abandon(scan);
-    throw err;
-  }
+  // A failure from here on is abandoned by the caller (capture), which wraps the whole commit.
+  const size = await scan.writer.finish(meta);
   const state: StateRow = {
     id: stateId,
     parent: meta.parentStateId,
