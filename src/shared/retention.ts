@@ -1,9 +1,21 @@
+/** Retention's windows: every state within `keepWithinMs`, then one per hour, day and ISO week. */
+export interface RetentionPolicy {
+  keepWithinMs: number;
+  hourly: number;
+  daily: number;
+  /** Weeks kept with one state each; null keeps one a week forever. */
+  weekly: number | null;
+}
+
 /** What `tidemark prune` decided and did (also its `--json` output). */
 export interface PruneReport {
   /** The time the policy was evaluated at (ISO 8601). */
   now: string;
   dryRun: boolean;
-  settings: { keepWithinMs: number; hourly: number; daily: number; weekly: number | null };
+  settings: RetentionPolicy & {
+    /** The IANA zone whose hours, days and ISO weeks were the buckets (the machine's unless set). */
+    timeZone: string;
+  };
   /** Every state before the prune, with the decision and its reason. */
   states: Array<{ id: number; time: string; keep: boolean; reason: string; pinned: boolean }>;
   kept: number;
@@ -32,7 +44,7 @@ export interface SpaceGuardReport {
  * here for the UI's form: every state of the last 24 h, hourly for 7 days, daily for 30 days,
  * weekly beyond.
  */
-export const DEFAULT_RETENTION_POLICY: PruneReport['settings'] = {
+export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {
   keepWithinMs: 24 * 3_600_000,
   hourly: 7 * 24,
   daily: 30,

@@ -47,6 +47,16 @@ describe('tidemark prune / pin / unpin', () => {
       [3, true, 'newest'],
     ]);
     expect(dry.runs).toEqual([]);
+    // Buckets follow the machine's zone unless told; --time-zone names another.
+    expect(dry.settings.timeZone).toBe(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    const tokyo = tidemarkJson<PruneReport>(
+      'prune',
+      arch,
+      '--dry-run',
+      '--time-zone',
+      'asia/tokyo',
+    );
+    expect(tokyo.settings.timeZone).toBe('Asia/Tokyo');
     expect(fs.readdirSync(path.join(arch, 'updates')).sort()).toEqual(before);
     // As of now, everything is within 24 h: nothing goes.
     const now = tidemarkJson<PruneReport>('prune', arch);
@@ -72,6 +82,7 @@ describe('tidemark prune / pin / unpin', () => {
       [['prune', arch, '--keep-hourly', '-3'], /^tidemark: /, 2],
       [['prune', arch, '--keep-daily', 'many'], /^tidemark: --keep-daily needs a whole number/, 2],
       [['prune', arch, '--keep-within', '5'], /^tidemark: --keep-within needs a duration/, 2],
+      [['prune', arch, '--time-zone', 'Mars/Base'], /^tidemark: --time-zone needs an IANA/, 2],
       [['prune', path.join(dir, 'nowhere')], /^tidemark: no archive at /, 1],
       [['snapshot', arch, '--min-free', 'lots'], /^tidemark: --min-free needs a size/, 2],
     ];

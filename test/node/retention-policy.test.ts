@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_RETENTION,
+  checkTimeZone,
   decideRetention,
   parseDuration,
+  wallClock,
   weekKey,
   type PolicyState,
 } from '../../src/main/engine/retention/retention-policy.js';
@@ -94,5 +96,62 @@ describe('retention policy (golden)', () => {
     expect(parseDuration('1w')).toBe(604_800_000);
     expect(parseDuration('24')).toBeUndefined();
     expect(parseDuration('-1h')).toBeUndefined();
+  });
+
+  it("buckets are the zone's wall-clock hours, days and weeks", () => {
+    // 23:30 and 01:30 in Tokyo: one UTC day, two Tokyo days.
+    const states = [
+      at('2026-11-20T14:30:00Z', 1),
+      at('2026-11-20T16:30:00Z', 2),
+      at('2026-12-10T00:00:00Z', 3),
+    ];
+    const now = Date.parse('2026-12-10T12:00:00Z');
+    expect(decideRetention(states, now, DEFAULT_RETENTION)).toEqual([
+      { id: 1, keep: false, reason: 'daily 2026-11-20 keeps state 2' },
+      { id: 2, keep: true, reason: 'daily 2026-11-20' },
+      { id: 3, keep: true, reason: 'newest' },
+    ]);
+    expect(decideRetention(states, now, { ...DEFAULT_RETENTION, timeZone: 'Asia/Tokyo' })).toEqual([
+      { id: 1, keep: true, reason: 'daily 2026-11-20' },
+      { id: 2, keep: true, reason: 'daily 2026-11-21' },
+      { id: 3, keep: true, reason: 'newest' },
+    ]);
+    // Sunday evening in UTC is already Monday in Tokyo: the next ISO week.
+    expect(weekKey(Date.parse('2026-11-29T20:00:00Z'))).toBe('2026-W48');
+    expect(weekKey(Date.parse('2026-11-29T20:00:00Z'), 'Asia/Tokyo')).toBe('2026-W49');
+    // Midnight is hour 00 of the new day, not hour 24 of the old one.
+    expect(wallClock('Asia/Tokyo')(Date.parse('2026-11-20T15:00:00Z'))).toEqual({
+      year: 2026,
+      month: 11,
+      day: 21,
+      hour: 0,
+    });
+  });
+
+  it('the hour repeated when clocks go back is one bucket (New York, 2026-11-01)', () => {
+    // 01:30 EDT and 01:30 EST, an hour apart in UTC.
+    const states = [
+      at('2026-11-01T05:30:00Z', 1),
+      at('2026-11-01T06:30:00Z', 2),
+      at('2026-11-02T23:59:00Z', 3),
+    ];
+    const now = Date.parse('2026-11-03T00:00:00Z');
+    const settings = { ...DEFAULT_RETENTION, keepWithinMs: 3_600_000 };
+    expect(
+      decideRetention(states, now, { ...settings, timeZone: 'America/New_York' }).map(
+        (d) => d.reason,
+      ),
+    ).toEqual(['hourly 2026-11-01T01 keeps state 2', 'hourly 2026-11-01T01', 'newest']);
+    expect(decideRetention(states, now, settings).map((d) => d.reason)).toEqual([
+      'hourly 2026-11-01T05',
+      'hourly 2026-11-01T06',
+      'newest',
+    ]);
+  });
+
+  it('a zone is checked and spelled canonically', () => {
+    expect(checkTimeZone('europe/berlin')).toBe('Europe/Berlin');
+    expect(checkTimeZone('UTC')).toBe('UTC');
+    expect(checkTimeZone('Mars/Base')).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import { TidemarkError } from '../../shared/errors.js';
 import type { PruneReport } from '../../shared/retention.js';
 import {
   DEFAULT_RETENTION,
+  checkTimeZone,
   formatDuration,
   parseDuration,
   type RetentionSettings,
@@ -24,6 +25,7 @@ const PRUNE_OPTIONS: Options = {
   'keep-hourly': { type: 'string' },
   'keep-daily': { type: 'string' },
   'keep-weekly': { type: 'string' },
+  'time-zone': { type: 'string' },
 };
 
 function count(value: string | boolean | undefined, flag: string): number | undefined {
@@ -51,6 +53,16 @@ export function retentionSettings(
   settings.daily = count(values['keep-daily'], '--keep-daily') ?? settings.daily;
   const weekly = count(values['keep-weekly'], '--keep-weekly');
   if (weekly !== undefined) settings.weekly = weekly;
+  const zone = values['time-zone'];
+  if (zone !== undefined) {
+    const known = typeof zone === 'string' ? checkTimeZone(zone) : undefined;
+    if (known === undefined)
+      throw new TidemarkError(
+        'usage',
+        `--time-zone needs an IANA time zone such as Europe/Berlin or UTC, got ${String(zone)}`,
+      );
+    settings.timeZone = known;
+  }
   return settings;
 }
 
@@ -113,7 +125,7 @@ export async function runRetentionCommand(
 function printPrune(r: PruneReport, out: Out): void {
   const s = r.settings;
   out(
-    `retention as of ${r.now}: every state within ${formatDuration(s.keepWithinMs)}, hourly for ${s.hourly} h, daily for ${s.daily} d, weekly ${s.weekly === null ? 'forever' : `for ${s.weekly} w`}`,
+    `retention as of ${r.now}: every state within ${formatDuration(s.keepWithinMs)}, hourly for ${s.hourly} h, daily for ${s.daily} d, weekly ${s.weekly === null ? 'forever' : `for ${s.weekly} w`} (hours, days and weeks of ${s.timeZone})`,
   );
   for (const st of r.states)
     out(`  ${st.keep ? 'keep' : 'drop'}  state ${st.id}  ${st.time}  ${st.reason}`);

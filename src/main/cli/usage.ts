@@ -13,7 +13,7 @@ const VOLUME_USAGE = `
 
 const RETENTION_USAGE = `
   prune <archive-dir> [--dry-run] [--json] [--now ISO_TIME] [--keep-within D]
-        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
+        [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--time-zone Z]
                                                      thin out old states (says what goes and why)
   pin <archive-dir> <state>                          retention never removes this state
   unpin <archive-dir> <state>`;

@@ -16,7 +16,7 @@ import type {
   VolumeRestoreReport,
 } from '../../shared/states.js';
 import type { SnapshotOutcome } from '../../shared/api.js';
-import type { PruneReport } from '../../shared/retention.js';
+import type { PruneReport, RetentionPolicy } from '../../shared/retention.js';
 import type { CacheSettings, CacheStatus } from '../engine/cache/cached-engine.js';
 import type { SecondaryPolicy } from '../engine/fanout/fan-out.js';
 import type { TargetAccess } from '../engine/storage/remote-access.js';
@@ -87,7 +87,12 @@ export interface EngineMethods {
   inspect: { params: { archive: string }; result: ArchiveSummary };
   /** Retention as of `now` (ISO); default policy when `settings` is absent. */
   prune: {
-    params: { archive: string; now: string; dryRun: boolean; settings?: PruneReport['settings'] };
+    params: {
+      archive: string;
+      now: string;
+      dryRun: boolean;
+      settings?: RetentionPolicy & { timeZone?: string };
+    };
     result: PruneReport;
   };
   /** Retention never removes a pinned state. */

@@ -14,10 +14,11 @@ export interface PruneOptions {
 export async function pruneArchive(archive: Archive, options: PruneOptions): Promise<PruneReport> {
   const rows = archive.catalog.states();
   const pins = await pinnedStates(archive.store);
+  const timeZone = options.settings.timeZone ?? machineTimeZone();
   const decisions = decideRetention(
     rows.map((r) => ({ id: r.id, timeMs: r.timeMs, pinned: pins.has(r.id) })),
     options.now.getTime(),
-    options.settings,
+    { ...options.settings, timeZone },
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
   const drop = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
@@ -32,6 +33,7 @@ export async function pruneArchive(archive: Archive, options: PruneOptions): Pro
       hourly: options.settings.hourly,
       daily: options.settings.daily,
       weekly: options.settings.weekly,
+      timeZone,
     },
     states: decisions.map((d) => ({
       id: d.id,
@@ -47,6 +49,11 @@ export async function pruneArchive(archive: Archive, options: PruneOptions): Pro
     bytesAfter,
     bytesFreed: bytesBefore - bytesAfter,
   };
+}
+
+/** The zone whose days a person here lives by (TZ, else the system's); UTC if the runtime cannot say. */
+export function machineTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
 /** Bytes of the live update objects: what the archive's states occupy. */

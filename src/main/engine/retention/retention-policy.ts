@@ -6,8 +6,9 @@
  * Tiers, Time Machine-like: every state younger than `keepWithinMs`; then, for states younger
  * than `hourly` hours, the newest state of each hour; younger than `daily` days, the newest of
  * each day; younger than `weekly` weeks (null: forever), the newest of each ISO week. Buckets are
- * UTC hours, days and ISO weeks, so the answer does not depend on the machine's time zone. The
- * newest state and pinned states are always kept.
+ * hours, days and ISO weeks of the wall clock in `timeZone` (a person's "one per day" means their
+ * days, not UTC's); the zone is an argument, never read from the machine here, so the answer is
+ * the same wherever it is computed. The newest state and pinned states are always kept.
  */
 
 export interface RetentionSettings {
@@ -16,6 +17,8 @@ export interface RetentionSettings {
   daily: number;
   /** Weeks kept with one state each; null keeps one a week forever. */
   weekly: number | null;
+  /** IANA zone whose hours, days and weeks are the buckets; absent: the machine's (see prune.ts). */
+  timeZone?: string;
 }
 
 export const HOUR_MS = 3_600_000;
@@ -52,13 +55,14 @@ export function decideRetention(
   nowMs: number,
   settings: RetentionSettings,
 ): RetentionDecision[] {
+  const clock = wallClock(settings.timeZone ?? 'UTC');
   const tiers: Tier[] = [
-    { name: 'hourly', windowMs: settings.hourly * HOUR_MS, bucket: hourKey },
-    { name: 'daily', windowMs: settings.daily * DAY_MS, bucket: dayKey },
+    { name: 'hourly', windowMs: settings.hourly * HOUR_MS, bucket: (t) => hourKey(clock(t)) },
+    { name: 'daily', windowMs: settings.daily * DAY_MS, bucket: (t) => dayKey(clock(t)) },
     {
       name: 'weekly',
       windowMs: settings.weekly === null ? Infinity : settings.weekly * WEEK_MS,
-      bucket: weekKey,
+      bucket: (t) => isoWeek(clock(t)),
     },
   ];
   // Named in "beyond …": the tier reaching furthest back (the coarsest one on a tie).
@@ -114,22 +118,84 @@ function newer(a: PolicyState, b: PolicyState): boolean {
   return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.id > b.id);
 }
 
-function hourKey(t: number): string {
-  return new Date(t).toISOString().slice(0, 13);
+/** A wall-clock reading: year, month (1-12), day and hour (0-23) in some zone. */
+interface WallTime {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
 }
 
-function dayKey(t: number): string {
-  return new Date(t).toISOString().slice(0, 10);
+/**
+ * Reads instants on the wall clock of `timeZone`. Throws a RangeError for a zone the runtime does
+ * not know (callers check a user's zone with `checkTimeZone` first).
+ */
+export function wallClock(timeZone: string): (t: number) => WallTime {
+  if (timeZone === 'UTC') {
+    return (t) => {
+      const d = new Date(t);
+      return {
+        year: d.getUTCFullYear(),
+        month: d.getUTCMonth() + 1,
+        day: d.getUTCDate(),
+        hour: d.getUTCHours(),
+      };
+    };
+  }
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    hourCycle: 'h23',
+  });
+  return (t) => {
+    const w: WallTime = { year: 0, month: 0, day: 0, hour: 0 };
+    for (const part of format.formatToParts(t))
+      if (
+        part.type === 'year' ||
+        part.type === 'month' ||
+        part.type === 'day' ||
+        part.type === 'hour'
+      )
+        w[part.type] = Number(part.value);
+    return w;
+  };
 }
 
-/** ISO 8601 week, e.g. 2026-W48 (weeks start on Monday; week 1 holds the year's first Thursday). */
-export function weekKey(t: number): string {
-  const d = new Date(t);
-  const day = (d.getUTCDay() + 6) % 7;
-  const thursday = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - day + 3);
+/** The zone, canonically spelled, or undefined when the runtime does not know it. */
+export function checkTimeZone(timeZone: string): string | undefined {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+function dayKey(w: WallTime): string {
+  return `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`;
+}
+
+function hourKey(w: WallTime): string {
+  return `${dayKey(w)}T${pad(w.hour)}`;
+}
+
+/** ISO 8601 week of a wall-clock date, e.g. 2026-W48 (weeks start on Monday; week 1 holds the year's first Thursday). */
+function isoWeek(w: WallTime): string {
+  const date = Date.UTC(w.year, w.month - 1, w.day);
+  const day = (new Date(date).getUTCDay() + 6) % 7;
+  const thursday = date + (3 - day) * DAY_MS;
   const year = new Date(thursday).getUTCFullYear();
   const week = Math.floor((thursday - Date.UTC(year, 0, 1)) / WEEK_MS) + 1;
-  return `${year}-W${String(week).padStart(2, '0')}`;
+  return `${year}-W${pad(week)}`;
+}
+
+/** The ISO week of an instant in `timeZone` (UTC unless said). */
+export function weekKey(t: number, timeZone = 'UTC'): string {
+  return isoWeek(wallClock(timeZone)(t));
 }
 
 /** 24 h, 90 min, 2 d, 1 w: the largest unit that divides the duration. */
