@@ -9,6 +9,7 @@ import type { JobMode } from '../../shared/jobs.js';
 import { formatBytes } from '../cli/format-human.js';
 import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
 import { folderSize } from './folder-size.js';
+import { liesWithin, nearestExisting, realPath } from './path-within.js';
 
 export async function listDrives(): Promise<DriveInfo[]> {
   const drives = await drivelist.list();
@@ -26,26 +27,22 @@ export async function listDrives(): Promise<DriveInfo[]> {
     .sort((a, b) => Number(b.removable) - Number(a.removable));
 }
 
-/** `inner` is `outer` or lies inside it (both absolute). */
-function within(outer: string, inner: string): boolean {
-  const rel = path.relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-async function nearestExisting(p: string): Promise<string> {
-  let dir = p;
-  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
-
 /** Free bytes on the filesystem that holds `p` (or would, for a path not made yet). */
 export async function freeBytes(p: string): Promise<number | null> {
   try {
-    const s = await fsp.statfs(await nearestExisting(p));
+    const s = await fsp.statfs(nearestExisting(p));
     return s.bavail * s.bsize;
   } catch {
     return null;
   }
+}
+
+/** How a person gets read access to a disk here (the desktop app itself cannot run as root). */
+function elevationAdvice(): string {
+  if (process.platform === 'win32') return 'run Tidemark as administrator';
+  if (process.platform === 'darwin')
+    return 'run `sudo npx tidemark serve` and use Tidemark in the browser';
+  return 'add yourself to the disk group (`sudo usermod -aG disk $USER`, then log in again), or run `sudo npx tidemark serve` and use Tidemark in the browser';
 }
 
 async function canRead(p: string): Promise<boolean> {
@@ -85,7 +82,7 @@ export async function checkChoice(
       check.needsElevation = stat.isBlockDevice();
       check.errors.push(
         stat.isBlockDevice()
-          ? `reading ${primary} needs administrator rights: run Tidemark as root (sudo)`
+          ? `reading ${primary} needs more rights: ${elevationAdvice()}`
           : `${primary} cannot be read: check its permissions`,
       );
     }
@@ -94,16 +91,18 @@ export async function checkChoice(
     const drive = drives.find((d) => d.device === primary);
     if (stat.isBlockDevice()) check.primarySize = drive?.size ?? null;
     for (const mount of drive?.mountpoints ?? []) {
-      if (within(mount, secondary)) {
+      if (await liesWithin(mount, secondary)) {
         check.errors.push(
           `${secondary} lies on ${primary} itself: keep the backup on another disk`,
         );
       }
     }
   }
-  if (secondary === primary) check.errors.push('the backup cannot be the primary itself');
-  else if (within(primary, secondary)) check.errors.push(`${secondary} lies inside the primary`);
-  else if (within(secondary, primary))
+  if (secondary === primary || (await realPath(secondary)) === (await realPath(primary)))
+    check.errors.push('the backup cannot be the primary itself');
+  else if (await liesWithin(primary, secondary))
+    check.errors.push(`${secondary} lies inside the primary`);
+  else if (await liesWithin(secondary, primary))
     check.errors.push(`the primary lies inside ${secondary}: choose a folder elsewhere`);
   await checkSecondaryFolder(secondary, primary, check);
   const free = await freeBytes(secondary);

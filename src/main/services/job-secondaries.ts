@@ -25,6 +25,7 @@ import {
   secondariesOf,
   secondarySettingsOf,
 } from './secondary-registry.js';
+import { liesWithin } from './path-within.js';
 
 interface Secrets {
   accessKeyId?: string;
@@ -77,7 +78,11 @@ export class JobSecondaries {
       throw new TidemarkError('usage', `${target} is the job's own archive: choose another place`);
     if ((await secondariesOf(archive, this.dataDir)).includes(target))
       throw new TidemarkError('usage', `${target} is already a secondary of this job`);
-    if (location.kind === 'folder' && job.mode === 'volume' && within(job.primary, target))
+    if (
+      location.kind === 'folder' &&
+      job.mode === 'volume' &&
+      (await liesWithin(job.primary, target))
+    )
       throw new TidemarkError(
         'job.bad-choice',
         `${target} is inside the protected folder ${job.primary}: choose a place outside it`,
@@ -222,10 +227,4 @@ export function secondaryNotes(list: SecondaryStatus[]): Note[] {
       });
   }
   return notes;
-}
-
-/** `inner` is `outer` or lies inside it (both absolute). */
-function within(outer: string, inner: string): boolean {
-  const rel = path.relative(path.resolve(outer), inner);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }

@@ -37,6 +37,7 @@ import { cacheOutcomeNotes, pruneNotes, type Note } from './job-notes.js';
 import { secondariesOf } from './secondary-registry.js';
 import { JobSecondaries, secondaryNotes } from './job-secondaries.js';
 import { FileSecretStore, type SecretStore } from './secret-store.js';
+import { liesWithin } from './path-within.js';
 
 export type Now = () => Date;
 
@@ -518,7 +519,7 @@ export class JobService {
       // A state only the cache holds is measured by the restore itself (the secondary is away).
       if (!this.inCache(job, p.stateId)) plan.problems.push(err.message);
     }
-    const original = within(job.config.primary, where.target);
+    const original = await liesWithin(job.config.primary, where.target);
     if (original && p.overwrite !== 'force')
       plan.problems.push(
         `${where.target} is the protected folder's live data: choose the original location explicitly, or another folder`,
@@ -808,12 +809,6 @@ async function restoreTarget(target: string, primary: string, stateId: number): 
   if (!stat?.isDirectory()) return abs;
   const base = path.basename(primary).replace(/\.img$/, '') || 'disk';
   return path.join(abs, `${base}-state-${stateId}.img`);
-}
-
-/** `inner` is `outer` or lies inside it (both absolute). */
-function within(outer: string, inner: string): boolean {
-  const rel = path.relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /**
