@@ -8,6 +8,7 @@ import type { ChoiceCheck, DriveInfo } from '../../shared/api.js';
 import type { JobMode } from '../../shared/jobs.js';
 import { formatBytes } from '../cli/format-human.js';
 import { MANIFEST_NAME } from '../engine/format/archive-manifest.js';
+import { blockDeviceInfo, majorMinor, wholeDisk } from './block-device.js';
 import { folderSize } from './folder-size.js';
 import { liesWithin, nearestExisting, realPath } from './path-within.js';
 
@@ -88,15 +89,7 @@ export async function checkChoice(
     }
     if (stat.isFile()) check.primarySize = stat.size;
     if (mode === 'volume' && stat.isDirectory()) check.primarySize = await folderSize(primary);
-    const drive = drives.find((d) => d.device === primary);
-    if (stat.isBlockDevice()) check.primarySize = drive?.size ?? null;
-    for (const mount of drive?.mountpoints ?? []) {
-      if (await liesWithin(mount, secondary)) {
-        check.errors.push(
-          `${secondary} lies on ${primary} itself: keep the backup on another disk`,
-        );
-      }
-    }
+    if (stat.isBlockDevice()) await checkBlockDevice(primary, stat, secondary, drives, check);
   }
   if (secondary === primary || (await realPath(secondary)) === (await realPath(primary)))
     check.errors.push('the backup cannot be the primary itself');
@@ -112,6 +105,36 @@ export async function checkChoice(
     );
   }
   return check;
+}
+
+/**
+ * A disk or partition as the primary: its size, and whether the backup would sit on it (refused)
+ * or on another partition of the same disk (said: one failing disk would take both).
+ */
+async function checkBlockDevice(
+  primary: string,
+  stat: fs.Stats,
+  secondary: string,
+  drives: DriveInfo[],
+  check: ChoiceCheck,
+): Promise<void> {
+  const drive = drives.find((d) => d.device === primary);
+  const kernel = process.platform === 'linux' ? await blockDeviceInfo(primary, stat.rdev) : null;
+  check.primarySize = drive?.size ?? kernel?.size ?? null;
+  const mountpoints = new Set([...(drive?.mountpoints ?? []), ...(kernel?.mountpoints ?? [])]);
+  for (const mount of mountpoints) {
+    if (await liesWithin(mount, secondary)) {
+      check.errors.push(`${secondary} lies on ${primary} itself: keep the backup on another disk`);
+      return;
+    }
+  }
+  if (!kernel?.disk) return;
+  const where = await fsp.stat(nearestExisting(secondary)).catch(() => null);
+  const secondaryDisk = where ? await wholeDisk(majorMinor(where.dev)) : null;
+  if (secondaryDisk === kernel.disk)
+    check.warnings.push(
+      `${secondary} is on the same physical disk as ${primary}: if that disk fails, both are lost`,
+    );
 }
 
 async function checkSecondaryFolder(
