@@ -5,7 +5,7 @@
  * is full (reported), kill -9 while shipping, and `states --json` locations.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -252,6 +252,8 @@ describe('local update cache (volume)', () => {
     fs.mkdirSync(path.join(tree, 'docs'), { recursive: true });
     fs.writeFileSync(path.join(tree, 'docs', 'a.txt'), 'first');
     fs.writeFileSync(path.join(tree, 'big.bin'), Buffer.alloc(300_000, 9));
+    // Unchanged while the archive is away: its blocks are on the secondary only.
+    fs.writeFileSync(path.join(tree, 'keep.bin'), randomBytes(200_000));
     expect(tidemark('init', tree, arch).code).toBe(0);
     const digests = [treeDigest(tree)];
     expect(snapshot(arch, '--cache-dir', cache).changed).toBe(false);
@@ -274,6 +276,17 @@ describe('local update cache (volume)', () => {
     const r = tidemark('restore', arch, '--state', '2', '--to', one, '--path', 'docs/a.txt');
     expect(r.code, r.stderr).toBe(0);
     expect(fs.readFileSync(one, 'utf8')).toBe('version 2');
+    // A whole cached state: the unchanged file's blocks come from the live folder, checked.
+    const whole = path.join(work, 'whole');
+    const w = tidemark('restore', arch, '--state', '3', '--to', whole);
+    expect(w.code, w.stderr).toBe(0);
+    expect(treeDigest(whole)).toEqual(digests[3]);
+    // State 1 had big.bin, deleted since: found nowhere, said in one line, nothing made.
+    const gone = path.join(work, 'gone');
+    const g = tidemark('restore', arch, '--state', '1', '--to', gone);
+    expect(g.code).not.toBe(0);
+    expect(g.stderr).toMatch(/^tidemark: state 1 is cached, but needs blocks .*big\.bin.*\n$/);
+    expect(fs.existsSync(gone)).toBe(false);
 
     fs.renameSync(`${arch}.away`, arch);
     const back = snapshot(arch);

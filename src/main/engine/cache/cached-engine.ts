@@ -476,7 +476,10 @@ export async function restoreFromCache(
         : null;
     try {
       return archive.manifest.primary.kind === 'volume'
-        ? await restoreVolumeState(archive, { stateId: id }, target, options)
+        ? await restoreVolumeState(archive, { stateId: id }, target, {
+            ...options,
+            primaryFallback: true,
+          })
         : await restoreState(archive, { stateId: id }, target, {
             ...options,
             ...(primary ? { blockFallback: fromPrimary(primary, archive.manifest.blockSize) } : {}),

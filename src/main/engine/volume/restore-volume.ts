@@ -29,6 +29,12 @@ export interface VolumeRestoreOptions {
   force?: boolean;
   /** Bytes of files written so far, of all; throwing from it cancels the restore. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Blocks the archive lacks may be read from the same file of the live protected folder, taken
+   * only when their content hash is the state's (a restore from the local cache while the
+   * secondary, which holds them, is away). Never used when the target overlaps the folder.
+   */
+  primaryFallback?: boolean;
 }
 
 /** Restored and recorded mtimes may differ by this much: utimes takes seconds as a double. */
@@ -86,7 +92,16 @@ export async function restoreVolumeState(
   try {
     fs.mkdirSync(path.dirname(target), { recursive: true });
     if (!chosen || chosen.type === 'dir') fs.mkdirSync(build, { recursive: true });
-    const written = await writeEntries(archive, entries, outOf, report, options.onProgress);
+    const fallback =
+      options.primaryFallback === true && !overlaps(target, root) ? Buffer.from(root) : null;
+    const written = await writeEntries(
+      archive,
+      entries,
+      outOf,
+      report,
+      fallback,
+      options.onProgress,
+    );
     setMetadata(entries, outOf, written);
     // One syncfs for the whole tree instead of an fsync per file (thousands of small files).
     spawnSync('sync', ['-f', build]);
@@ -143,9 +158,15 @@ function treeKey(root: string, p: string): string {
   return Buffer.from(rel, 'utf8').toString('latin1');
 }
 
+/** One of the two is the other or lies inside it. */
+function overlaps(a: string, b: string): boolean {
+  const inside = (x: string, y: string): boolean => x === y || x.startsWith(y + path.sep);
+  return inside(a, b) || inside(b, a);
+}
+
 function checkTarget(target: string, root: string, force: boolean): void {
   const inside = (a: string, b: string): boolean => a === b || a.startsWith(b + path.sep);
-  if ((inside(target, root) || inside(root, target)) && !force) {
+  if (overlaps(target, root) && !force) {
     throw new TidemarkError(
       'restore.target-is-primary',
       `${target} ${target === root ? 'is' : inside(target, root) ? 'lies inside' : 'holds'} the protected folder ${root}: choose another place, or add --force to write over live data`,
@@ -169,13 +190,24 @@ async function writeEntries(
   entries: VolumeEntry[],
   outOf: (e: VolumeEntry) => Buffer,
   report: VolumeRestoreReport,
+  fallbackRoot: Buffer | null,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Written> {
   const written: Written = new Map();
   let total = 0;
   for (const e of entries) if (e.type === 'file') total += e.size;
   const blobs = locateBlocks(archive, entries);
-  const fetcher = new BlockFetcher(archive, blobs);
+  // A block found nowhere is said before anything is written or removed (a forced restore
+  // over existing files must not delete one it then cannot write).
+  if (!fallbackRoot) {
+    const lacking = entries.find((e) => missingBlock(e, blobs));
+    if (lacking)
+      throw new TidemarkError(
+        'archive.corrupt',
+        `a block of ${displayPath(lacking.path)} is missing from the archive`,
+      );
+  }
+  const fetcher = new BlockFetcher(archive, blobs, fallbackRoot);
   const links = new Map<string, Buffer>();
   const isRoot = process.getuid?.() === 0;
   for (const e of entries) {
@@ -277,15 +309,25 @@ function locateBlocks(archive: Archive, entries: VolumeEntry[]): Map<string, Blo
   return archive.catalog.findBlobs([...unique.values()]);
 }
 
+function missingBlock(e: VolumeEntry, blobs: Map<string, BlobLocation>): boolean {
+  if (!e.blocks) return false;
+  for (let at = 0; at < e.blocks.length; at += HASH_BYTES)
+    if (!blobs.has(e.blocks.subarray(at, at + HASH_BYTES).toString('hex'))) return true;
+  return false;
+}
+
 /** Fetches stored blocks, checks each against its content address, and writes files from them. */
 class BlockFetcher {
   private readonly codec: BlockCodec;
   private readonly block: Buffer;
   private readonly out = Buffer.allocUnsafe(WRITE_BYTES);
+  /** The live file a block may come from instead (opened on its first missing block). */
+  private live: { path: string; fd: number | null } | null = null;
 
   constructor(
     private readonly archive: Archive,
     private readonly blobs: Map<string, BlobLocation>,
+    private readonly fallbackRoot: Buffer | null = null,
   ) {
     this.codec = new BlockCodec(archive.manifest.blockSize);
     this.block = Buffer.allocUnsafe(archive.manifest.blockSize);
@@ -299,7 +341,7 @@ class BlockFetcher {
       const blocks = e.blocks as Buffer;
       for (let at = 0; at < blocks.length; at += HASH_BYTES) {
         const hash = blocks.subarray(at, at + HASH_BYTES);
-        const data = await this.fetch(hash, e);
+        const data = await this.fetch(hash, e, at / HASH_BYTES);
         if (used + data.length > this.out.length) {
           fs.writeSync(fd, this.out, 0, used, position);
           position += used;
@@ -312,17 +354,41 @@ class BlockFetcher {
       position += used;
     } finally {
       fs.closeSync(fd);
+      if (typeof this.live?.fd === 'number') fs.closeSync(this.live.fd);
+      this.live = null;
     }
     return position;
   }
 
-  private async fetch(hash: Buffer, e: VolumeEntry): Promise<Buffer> {
+  private fromLive(hash: Buffer, e: VolumeEntry, index: number): Buffer | null {
+    if (!this.fallbackRoot) return null;
+    const file = Buffer.concat([this.fallbackRoot, Buffer.from(`/${e.path}`, 'latin1')]);
+    const key = file.toString('latin1');
+    if (this.live?.path !== key) {
+      if (typeof this.live?.fd === 'number') fs.closeSync(this.live.fd);
+      let fd: number | null = null;
+      try {
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      } catch {
+        fd = null;
+      }
+      this.live = { path: key, fd };
+    }
+    if (this.live.fd === null) return null;
+    const blockSize = this.archive.manifest.blockSize;
+    return readLiveBlock(this.live.fd, index, e.size, blockSize, hash, this.block);
+  }
+
+  private async fetch(hash: Buffer, e: VolumeEntry, index: number): Promise<Buffer> {
     const where = this.blobs.get(hash.toString('hex'));
-    if (!where)
+    if (!where) {
+      const live = this.fromLive(hash, e, index);
+      if (live) return live;
       throw new TidemarkError(
         'archive.corrupt',
-        `a block of ${displayPath(e.path)} is missing from the archive`,
+        `a block of ${displayPath(e.path)} is missing from the archive${this.fallbackRoot ? ', and the live file no longer holds it' : ''}`,
       );
+    }
     const stored = await this.archive.store.read(
       where.update,
       where.offset + RECORD_HEADER_BYTES,
@@ -342,6 +408,30 @@ class BlockFetcher {
       );
     return data;
   }
+}
+
+/**
+ * Block `index` of the file's live copy in the protected folder, if its content hash is still
+ * the state's; null otherwise (changed, gone, unreadable).
+ */
+function readLiveBlock(
+  fd: number,
+  index: number,
+  size: number,
+  blockSize: number,
+  hash: Buffer,
+  into: Buffer,
+): Buffer | null {
+  const want = Math.min(blockSize, size - index * blockSize);
+  if (want <= 0) return null;
+  let done = 0;
+  while (done < want) {
+    const n = fs.readSync(fd, into, done, want - done, index * blockSize + done);
+    if (n === 0) return null;
+    done += n;
+  }
+  const data = into.subarray(0, want);
+  return hashBlock(data).equals(hash) ? data : null;
 }
 
 /**
