@@ -177,6 +177,8 @@ export const requestSchemas = {
   'jobs.verify': z.object({ id, deep: z.boolean() }),
   /** Retention never removes a pinned state (as `tidemark pin` / `unpin`). */
   'jobs.pin': z.object({ id, stateId: z.number().int().min(0), pinned: z.boolean() }),
+  /** What a retention policy would remove from the job's states now (nothing is removed). */
+  'jobs.previewRetention': z.object({ id, retention: retentionSchema }),
   'jobs.cancel': z.object({ id }),
   /** Fan-out: a folder or an S3 bucket that gets every state (secrets are never sent back). */
   'jobs.addSecondary': z.object({
@@ -219,6 +221,8 @@ export interface ResponseTypes {
   'jobs.search': SearchReport;
   'jobs.verify': VerifyReport;
   'jobs.pin': StateInfo[];
+  /** A dry run's report: every state with the policy's decision and reason. */
+  'jobs.previewRetention': PruneReport;
   'jobs.cancel': boolean;
   'jobs.addSecondary': JobView;
   'jobs.updateSecondary': JobView;

@@ -88,6 +88,24 @@ describe.skipIf(!haveChromium)('retention and the local cache in the UI', () => 
       async () => !/local cache/.test((await ui.slider.getAttribute('aria-valuetext')) ?? ''),
     );
     await ui.screenshot('shipped');
+
+    // A preview of a stricter policy: what it would remove now, and why; nothing is removed.
+    fs.writeFileSync(path.join(tree, 'notes.txt'), 'third\n');
+    await ui.button('Snapshot now').click();
+    await ui.until('state 2', async () => (await ui.stateCount()) === 3);
+    await ui.button('Edit retention').click();
+    for (const name of ['Keep within (hours)', 'Keep hourly (hours)', 'Keep daily (days)']) {
+      await field(name).fill('0');
+      await field(name).blur();
+    }
+    await field('Keep weekly (weeks, empty for ever)').fill('0');
+    await field('Keep weekly (weeks, empty for ever)').blur();
+    const preview = keep.getByRole('status', { name: 'Retention preview' });
+    await preview.getByText('Saved now, this policy would remove 1 of the 3 states:').waitFor();
+    await preview.getByText(/^state 1, .*: beyond weekly$/).waitFor();
+    await ui.screenshot('retention-preview');
+    await ui.button('Cancel').click();
+    expect(await ui.stateCount()).toBe(3);
     expect(consoleErrors).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { startApp, type App } from '../../src/main/index.js';
 import { call, until } from '../helpers/app.js';
 import type { JobView } from '../../src/shared/jobs.js';
 import { DEFAULT_SCHEDULE } from '../../src/shared/jobs.js';
+import type { PruneReport } from '../../src/shared/retention.js';
 import { decide } from '../../src/main/services/schedule-policy.js';
 import { checkChoice } from '../../src/main/services/drives.js';
 import { randomImage, scribble, WORKER_URL } from '../helpers/engine.js';
@@ -100,6 +101,20 @@ describe('services', () => {
     ]);
     // Nothing kept by age: only the newest state survives the next snapshot's prune.
     const retention = { keep: 'policy', keepWithinMs: 0, hourly: 0, daily: 0, weekly: 0 };
+    // Previewed first: what would go and why, and nothing goes.
+    const preview = await call<PruneReport>(a, 'jobs.previewRetention', { id, retention });
+    expect(preview.dryRun).toBe(true);
+    expect(preview.states.map((s) => [s.id, s.keep, s.reason])).toEqual([
+      [0, false, 'beyond weekly'],
+      [1, true, 'newest'],
+    ]);
+    const none = await a.dispatch('jobs.previewRetention', { id, retention: { keep: 'all' } });
+    expect(none.ok ? '' : none.error.message).toBe(
+      'keeping every state removes nothing: there is no preview',
+    );
+    expect((await call<Array<{ id: number }>>(a, 'jobs.states', { id })).map((s) => s.id)).toEqual([
+      0, 1,
+    ]);
     const updated = await call<JobView>(a, 'jobs.update', { id, retention });
     expect(updated.config.retention).toEqual(retention);
     scribble(image, 2 << 20, 5000);

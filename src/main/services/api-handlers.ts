@@ -40,6 +40,7 @@ export function apiHandlers(jobs: JobService, settings: SettingsService, info: A
     'jobs.verify': (p) => jobs.verify(p.id, p.deep),
     'jobs.cancel': (p) => jobs.cancel(p.id),
     'jobs.pin': (p) => jobs.pin(p),
+    'jobs.previewRetention': (p) => jobs.previewRetention(p),
     'jobs.addSecondary': (p) => jobs.addSecondary(p),
     'jobs.updateSecondary': (p) => jobs.updateSecondary(p),
     'jobs.removeSecondary': (p) => jobs.removeSecondary(p),

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { ParsedParams, RestorePlan, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
 import { DEFAULT_CACHE_LIMIT_BYTES, type CacheInfo } from '../../shared/cache.js';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
+import type { PruneReport } from '../../shared/retention.js';
 import {
   DEFAULT_SCHEDULE,
   RESTORE_WHAT,
@@ -382,6 +383,26 @@ export class JobService {
     await this.refresh(job);
     this.publish(job);
     return job.states;
+  }
+
+  /** The job's states as a policy would thin them out now: a dry run on the secondary. */
+  async previewRetention(p: ParsedParams<'jobs.previewRetention'>): Promise<PruneReport> {
+    const job = this.job(p.id);
+    if (!job.secondaryPresent)
+      throw new TidemarkError(
+        'archive.unavailable',
+        `the states to thin out are on the secondary, which is not connected (${job.config.secondary})`,
+        { retryable: true },
+      );
+    if (p.retention.keep !== 'policy')
+      throw new TidemarkError('usage', 'keeping every state removes nothing: there is no preview');
+    const { keep: _keep, ...settings } = p.retention;
+    return this.engine.call('prune', {
+      archive: job.config.secondary,
+      now: this.now().toISOString(),
+      dryRun: true,
+      settings,
+    });
   }
 
   private cacheSettings(job: JobRuntime): { cacheDir: string; limitBytes: number } {

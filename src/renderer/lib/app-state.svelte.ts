@@ -11,6 +11,7 @@ import type {
   Settings,
 } from '../../shared/api';
 import type { JobMode, JobView, Retention, Schedule } from '../../shared/jobs';
+import type { PruneReport } from '../../shared/retention';
 import type {
   BrowseReport,
   DiffReport,
@@ -116,6 +117,15 @@ export class AppState {
     await this.attempt(async () => {
       this.states[id] = await this.backend.call('jobs.pin', { id, stateId, pinned });
     });
+  }
+
+  /** What a retention policy would remove now, or why that cannot be said (a preview). */
+  async previewRetention(id: string, retention: Retention): Promise<PruneReport | string> {
+    try {
+      return await this.backend.call('jobs.previewRetention', { id, retention });
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
   }
 
   async setPaused(id: string, paused: boolean): Promise<void> {
