@@ -3,6 +3,7 @@ import type { Timeline } from './kill-at.mjs';
 export const DROP_ALL_BUT_PINNED: string[];
 
 export interface PruneBuild {
+  kind: 'device' | 'volume';
   archive: string;
   shas: string[];
   kept: number[];
@@ -11,7 +12,7 @@ export interface PruneBuild {
 export function buildPruneArchive(
   cli: string,
   dir: string,
-  options?: { states?: number; mib?: number; pins?: number[] },
+  options?: { states?: number; mib?: number; pins?: number[]; kind?: 'device' | 'volume' },
 ): PruneBuild;
 
 export function killPruneOnce(
@@ -21,3 +22,5 @@ export function killPruneOnce(
   killMs: number,
   options?: { thorough?: boolean },
 ): Promise<{ killed: boolean; listedAfterKill: number[]; redoDropped: number; times: Timeline }>;
+
+export function treeDigest(root: string): string;

@@ -36,12 +36,73 @@ function run(cli, ...args) {
 
 const json = (cli, ...args) => JSON.parse(run(cli, ...args, '--json'));
 
+/** sha256 over a folder tree: each entry's path, type, mode and content, in name order. */
+export function treeDigest(root) {
+  const h = createHash('sha256');
+  const walk = (rel) => {
+    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+      const r = path.join(rel, name);
+      const abs = path.join(root, r);
+      const st = fs.lstatSync(abs);
+      h.update(`${r}\0${st.mode}\0`);
+      if (st.isDirectory()) walk(r);
+      else if (st.isSymbolicLink()) h.update(fs.readlinkSync(abs));
+      else h.update(fs.readFileSync(abs));
+      h.update('\0');
+    }
+  };
+  walk('');
+  return h.digest('hex');
+}
+
+/**
+ * A folder archive of `states` + 1 states of a tree of about `mib` MiB: each interval rewrites
+ * parts of some files, adds one, deletes one and writes a block seen before again; `pins`
+ * pinned. Returns the digest of the tree at every state.
+ */
+function buildVolumeArchive(cli, dir, { states, mib, pins }) {
+  const tree = path.join(dir, 'tree');
+  const archive = path.join(dir, 'pristine');
+  const again = randomBytes(300_000);
+  fs.mkdirSync(path.join(tree, 'docs', 'old'), { recursive: true });
+  const files = 8;
+  const fileBytes = Math.floor((mib * MIB) / files);
+  for (let i = 0; i < files; i++)
+    fs.writeFileSync(path.join(tree, i % 2 ? 'docs' : '', `f${i}.bin`), randomBytes(fileBytes));
+  fs.writeFileSync(path.join(tree, 'docs', 'old', 'notes.txt'), 'first\n');
+  run(cli, 'init', tree, archive);
+  const shas = [treeDigest(tree)];
+  for (let k = 1; k <= states; k++) {
+    for (let r = 0; r < 3; r++) {
+      const i = Math.floor(Math.random() * files);
+      const file = path.join(tree, i % 2 ? 'docs' : '', `f${i}.bin`);
+      const fd = fs.openSync(file, 'r+');
+      const length = 1 + Math.floor(Math.random() * (fileBytes / 4));
+      fs.writeSync(fd, randomBytes(length), 0, length, Math.floor(Math.random() * fileBytes));
+      fs.closeSync(fd);
+    }
+    fs.writeFileSync(path.join(tree, 'docs', `added-${k}.txt`), randomBytes(1000 + k * 5000));
+    if (k > 2) fs.rmSync(path.join(tree, 'docs', `added-${k - 2}.txt`));
+    if (k % 4 === 1) fs.writeFileSync(path.join(tree, 'docs', 'old', 'again.bin'), again);
+    if (k % 4 === 3) fs.rmSync(path.join(tree, 'docs', 'old', 'again.bin'), { force: true });
+    run(cli, 'snapshot', archive);
+    shas.push(treeDigest(tree));
+  }
+  for (const p of pins) run(cli, 'pin', archive, String(p));
+  return { kind: 'volume', archive, shas, kept: [...pins, states].sort((a, b) => a - b) };
+}
+
 /**
  * A device archive of `states` + 1 states of an image of `mib` MiB, with random regions changed
  * each interval (some content written again later, some zeroed), and `pins` pinned. Returns the
  * sha256 of the image at every state.
  */
-export function buildPruneArchive(cli, dir, { states = 12, mib = 16, pins = [3, 7] } = {}) {
+export function buildPruneArchive(
+  cli,
+  dir,
+  { states = 12, mib = 16, pins = [3, 7], kind = 'device' } = {},
+) {
+  if (kind === 'volume') return buildVolumeArchive(cli, dir, { states, mib, pins });
   const image = path.join(dir, 'disk.img');
   const archive = path.join(dir, 'pristine');
   const size = mib * MIB;
@@ -64,18 +125,18 @@ export function buildPruneArchive(cli, dir, { states = 12, mib = 16, pins = [3, 
       shas.push(sha256(image));
     }
     for (const p of pins) run(cli, 'pin', archive, String(p));
-    return { archive, shas, kept: [...pins, states].sort((a, b) => a - b) };
+    return { kind: 'device', archive, shas, kept: [...pins, states].sort((a, b) => a - b) };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function restoresIdentical(cli, archive, id, shas, scratch) {
+function restoresIdentical(cli, build, archive, id, scratch) {
   const out = path.join(scratch, `restore-${id}`);
-  fs.rmSync(out, { force: true });
+  fs.rmSync(out, { recursive: true, force: true });
   run(cli, 'restore', archive, '--state', String(id), '--to', out);
-  const ok = sha256(out) === shas[id];
-  fs.rmSync(out, { force: true });
+  const ok = (build.kind === 'volume' ? treeDigest(out) : sha256(out)) === build.shas[id];
+  fs.rmSync(out, { recursive: true, force: true });
   if (!ok) throw new Error(`state ${id} restored different from the image at its point`);
 }
 
@@ -120,7 +181,7 @@ export async function killPruneOnce(cli, build, work, killMs, { thorough = true 
   const doomed = listed.filter((id) => !build.kept.includes(id));
   const extra = doomed[Math.floor(Math.random() * doomed.length)];
   for (const id of [...build.kept, ...(extra === undefined ? [] : [extra])])
-    restoresIdentical(cli, work, id, build.shas, scratch);
+    restoresIdentical(cli, build, work, id, scratch);
   const redo = json(cli, 'prune', work, ...DROP_ALL_BUT_PINNED);
   const after = redo.states.filter((s) => s.keep).map((s) => s.id);
   if (JSON.stringify(after) !== JSON.stringify(build.kept))
@@ -128,7 +189,7 @@ export async function killPruneOnce(cli, build, work, killMs, { thorough = true 
   if (thorough) {
     if (JSON.stringify(json(cli, 'states', work).map((s) => s.id)) !== JSON.stringify(after))
       throw new Error('states after the redo do not match what it kept');
-    for (const id of after) restoresIdentical(cli, work, id, build.shas, scratch);
+    for (const id of after) restoresIdentical(cli, build, work, id, scratch);
     const verify = json(cli, 'verify', work, '--deep');
     if (!verify.ok) throw new Error(`verify after the redo: ${JSON.stringify(verify.problems)}`);
   }

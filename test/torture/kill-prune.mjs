@@ -3,7 +3,8 @@
 //
 //   npx tsc -p tsconfig.node.json && node test/torture/kill-prune.mjs [RUNS=50]
 //
-// Builds a device archive (16 MiB image, 12 intervals, states 3 and 7 pinned), measures how long
+// Builds a device archive (16 MiB image, 12 intervals, states 3 and 7 pinned; TORTURE_KIND=volume:
+// a folder archive of a 16 MiB tree), measures how long
 // an unkilled `tidemark prune` (drop everything but the newest and the pinned states) holds the
 // archive lock, then RUNS times: copies the archive, starts the prune and SIGKILLs it at a random
 // moment of that span (a tenth of the runs right after the lock, where it reads, the others
@@ -24,6 +25,8 @@ const CLI = path.resolve(
   process.env.TIDEMARK_CLI ?? path.join(import.meta.dirname, '../../bin/tidemark.js'),
 );
 const RUNS = Number(process.argv[2] ?? 50);
+// TORTURE_KIND=volume: the same on a folder archive (a tree of about 16 MiB, 8 files).
+const KIND = process.env.TORTURE_KIND === 'volume' ? 'volume' : 'device';
 if (!Number.isInteger(RUNS) || RUNS < 1) {
   console.error('usage: node test/torture/kill-prune.mjs [RUNS=50]');
   process.exit(2);
@@ -34,7 +37,7 @@ const started = Date.now();
 let killed = 0;
 let droppedListed = 0;
 try {
-  const build = buildPruneArchive(CLI, dir, { states: 12, mib: 16, pins: [3, 7] });
+  const build = buildPruneArchive(CLI, dir, { states: 12, mib: 16, pins: [3, 7], kind: KIND });
   const whole = path.join(dir, 'whole');
   execFileSync('cp', ['-a', build.archive, whole]);
   const first = await runAndKill(
@@ -58,7 +61,7 @@ try {
       );
   }
   console.log(
-    `kill-prune: ${RUNS} runs, ${killed} killed mid-prune (${droppedListed} left dropped states listed, finished by the redo), every kept state restored identical, prune span ${span.toFixed(0)} ms, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `kill-prune (${KIND}): ${RUNS} runs, ${killed} killed mid-prune (${droppedListed} left dropped states listed, finished by the redo), every kept state restored identical, prune span ${span.toFixed(0)} ms, ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
   if (process.env.TORTURE_KEEP !== '1') fs.rmSync(dir, { recursive: true, force: true });
 } catch (err) {
