@@ -226,6 +226,8 @@ describe('tidemark watch with the cache on and retention (device image)', () => 
       sums.set(4, sha256(image));
       await sleep(1200);
       fs.renameSync(`${arch}.away`, arch);
+      // Written only once a point has reached the secondary again (else it may be cached too).
+      await waitForLine(/^shipped 1 cached update\(s\) to the secondary: states 4$/m);
       scribble(image, 60, 4);
       await waitForLine(/^state 5 .* on the secondary$/m);
       sums.set(5, sha256(image));
