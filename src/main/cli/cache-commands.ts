@@ -9,6 +9,7 @@ import { TidemarkError } from '../../shared/errors.js';
 import type { SecondaryStatus, StateInfo } from '../../shared/states.js';
 import {
   flushCache,
+  primeCache,
   restoreFromCache,
   snapshotWithCache,
   statesWithLocation,
@@ -31,6 +32,10 @@ import {
   mirrorsOf,
 } from './secondary-commands.js';
 import { knownStatesOf } from '../engine/fanout/fan-out.js';
+import { pruneArchiveAt } from '../engine/retention/retention-engine.js';
+import type { RetentionSettings } from '../engine/retention/retention-policy.js';
+import type { PruneReport } from '../../shared/retention.js';
+import { describePruned, WATCH_RETENTION_OPTIONS, watchRetention } from './retention-commands.js';
 
 export const DEFAULT_CACHE_LIMIT = 2 * 2 ** 30;
 
@@ -131,8 +136,12 @@ export async function runCacheCommand(
         // Accepted for the same command line: with the cache on, every point rescans anyway.
         'rescan-every': { type: 'string' as const },
         'no-btrfs-snapshot': { type: 'boolean' as const },
+        ...WATCH_RETENTION_OPTIONS,
       };
       const guess = tryParse(rest, options);
+      // A command line naming the cache is the cache's: its own parse error is the one to tell
+      // (the folder watch would only say that it knows no --cache-dir).
+      if (!guess && rest.some((a) => a.startsWith('--cache-'))) parse(rest, options, 1);
       if (!guess || guess.positionals.length !== 1) return undefined;
       const dir = guess.positionals[0] as string;
       // Extra secondaries alone do not take the live (native watcher) watch of a folder away.
@@ -140,6 +149,8 @@ export async function runCacheCommand(
         guess.values['cache-dir'] !== undefined || guess.values['cache-limit'] !== undefined;
       if (guess.values.every === undefined && !asked && !(await rememberedCacheDir(dir)))
         return undefined;
+      // A bad retention flag is refused before the cache settings are remembered.
+      watchRetention(guess.values);
       const settings = await settingsFor(dir, guess.values);
       if (!settings) return undefined;
       return watch(rest, options, settings, out);
@@ -180,9 +191,11 @@ async function watch(
   out: Out,
 ): Promise<number> {
   const { values, args } = parse(rest, options, 1);
+  const retention = watchRetention(values);
   if (typeof values.every !== 'string')
     throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
   const everyMs = parseDuration(values.every);
+  const dir = args[0] as string;
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
@@ -200,15 +213,24 @@ async function watch(
       });
       if (stop.signal.aborted) break;
       try {
-        const result = await snapshotWithCache(args[0] as string, {
+        const result = await snapshotWithCache(dir, {
           ...settings,
           ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
         });
-        const secondaries = await fanOutAfter(args[0] as string, settings.cacheDir);
-        if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
-        else for (const line of describeSnapshot(result, secondaries)) out(line);
+        // Extra secondaries get (or queue) the new update before retention may merge the state
+        // they last received into it: they never see a gap.
+        const secondaries = await fanOutAfter(dir, settings.cacheDir);
+        const { pruned, pruneError } = await retainOnSecondary(dir, settings, result, retention);
+        const extra = { ...(secondaries ? { secondaries } : {}), ...(pruned ? { pruned } : {}) };
+        if (values.json) out(JSON.stringify({ ...result, ...extra }));
+        else {
+          for (const line of describeSnapshot(result, secondaries)) out(line);
+          if (pruned) out(describePruned(pruned));
+        }
         if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
           process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+        if (pruneError)
+          process.stderr.write(`tidemark: retention after this point: ${pruneError.message}\n`);
       } catch (err) {
         process.stderr.write(`tidemark: ${(err as Error).message}\n`);
       }
@@ -218,6 +240,34 @@ async function watch(
     process.off('SIGTERM', onSignal);
   }
   return 0;
+}
+
+/**
+ * The watch's retention after a point that recorded a state on the secondary. A point kept in the
+ * cache prunes nothing: retention works on the secondary, and the cached states wait until they
+ * are shipped. A failure is reported with the point, which stands.
+ */
+async function retainOnSecondary(
+  dir: string,
+  settings: CacheSettings,
+  result: CacheSnapshotResult,
+  retention: RetentionSettings | undefined,
+): Promise<{ pruned?: PruneReport; pruneError?: Error }> {
+  if (!retention || result.location !== 'secondary' || !result.changed) return {};
+  let pruned: PruneReport;
+  try {
+    pruned = await pruneArchiveAt(dir, { now: new Date(), settings: retention });
+  } catch (err) {
+    return { pruneError: err as Error };
+  }
+  if (pruned.dropped === 0) return {};
+  try {
+    // The cache keeps the secondary's state list for when it is away: not the dropped ones.
+    await primeCache(dir, settings);
+  } catch (err) {
+    return { pruned, pruneError: err as Error };
+  }
+  return { pruned };
 }
 
 function describeSnapshot(r: CacheSnapshotResult, secondaries?: SecondaryStatus[]): string[] {

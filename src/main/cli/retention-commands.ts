@@ -17,16 +17,41 @@ import { parse, type Options } from './parse-args.js';
 
 type Out = (line: string) => void;
 
-const PRUNE_OPTIONS: Options = {
-  'dry-run': { type: 'boolean' },
-  json: { type: 'boolean' },
-  now: { type: 'string' },
+const POLICY_OPTIONS: Options = {
   'keep-within': { type: 'string' },
   'keep-hourly': { type: 'string' },
   'keep-daily': { type: 'string' },
   'keep-weekly': { type: 'string' },
   'time-zone': { type: 'string' },
 };
+
+const PRUNE_OPTIONS: Options = {
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  now: { type: 'string' },
+  ...POLICY_OPTIONS,
+};
+
+/** The retention flags of `watch`: prune's policy flags, and `--prune` for the default policy. */
+export const WATCH_RETENTION_OPTIONS: Options = { prune: { type: 'boolean' }, ...POLICY_OPTIONS };
+
+/**
+ * The retention a watch applies after each point: undefined (keep every state) unless `--prune`
+ * or a policy flag was given; the flags are read as `prune` reads them, with the same errors.
+ */
+export function watchRetention(values: Record<string, unknown>): RetentionSettings | undefined {
+  const policy = Object.keys(POLICY_OPTIONS).filter((flag) => values[flag] !== undefined);
+  if (values.prune !== true && policy.length === 0) return undefined;
+  return retentionSettings(
+    Object.fromEntries(policy.map((flag) => [flag, values[flag] as string | boolean | undefined])),
+  );
+}
+
+/** The line a watch prints after a point whose retention dropped states. */
+export function describePruned(r: PruneReport): string {
+  const ids = r.states.filter((s) => !s.keep).map((s) => s.id);
+  return `pruned ${r.dropped} state${r.dropped === 1 ? '' : 's'} (${ids.join(', ')}): ${formatBytes(r.bytesFreed)} freed`;
+}
 
 function count(value: string | boolean | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;

@@ -4,8 +4,11 @@ const VOLUME_USAGE = `
   init <folder> <archive-dir> [--exclude GLOB]... [--no-default-excludes]
        [--pre-hook CMD] [--post-hook CMD] [--no-btrfs-snapshot]   baseline of a folder tree
   watch <archive-dir> --every DURATION [--rescan-every DURATION] [--json] [--min-free SIZE|PCT]
-                                                     track a folder, a point every DURATION (30s, 5m);
-                                                     all metadata compared again every --rescan-every (1h)
+        [--prune] [--keep-within D] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
+        [--time-zone Z]                              track a folder, a point every DURATION (30s, 5m);
+                                                     all metadata compared again every --rescan-every (1h);
+                                                     with --prune or a --keep-* flag, retention as in
+                                                     prune after each recorded point
   restore <archive-dir> (--state K | --at ISO_TIME) --to PATH [--path P]... [--force]
                                                      a folder's state, or files and folders of it
   history <archive-dir> <path> [--json]              the versions of one file
@@ -14,7 +17,8 @@ const VOLUME_USAGE = `
 const RETENTION_USAGE = `
   prune <archive-dir> [--dry-run] [--json] [--now ISO_TIME] [--keep-within D]
         [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--time-zone Z]
-                                                     thin out old states (says what goes and why)
+                                                     thin out old states (says what goes and why);
+                                                     while watch runs, give it these flags instead
   pin <archive-dir> <state>                          retention never removes this state
   unpin <archive-dir> <state>`;
 
@@ -23,8 +27,11 @@ const CACHE_USAGE = `
                          keep updates in a local cache while the secondary is away (then
                          remembered for this archive; SIZE like 500M or 2G, default 2G)
   watch <archive-dir> --every DURATION [--cache-dir DIR] [--cache-limit SIZE] [--json]
+        [--prune] [--keep-within D] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
+        [--time-zone Z]
                          with the cache on: a point every DURATION (by rescan), to the
-                         secondary or, while it is away, to the cache
+                         secondary or, while it is away, to the cache; retention (as in
+                         prune) after each point recorded on the secondary
   flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now`;
 
 const SECONDARY_USAGE = `

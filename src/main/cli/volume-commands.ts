@@ -6,12 +6,18 @@
  */
 import * as fs from 'node:fs';
 import { TidemarkError } from '../../shared/errors.js';
+import type { PruneReport } from '../../shared/retention.js';
 import type { StateInfo } from '../../shared/states.js';
 import { isVolumeArchive } from '../engine/archive-kind.js';
 import type { VolumeCaptureResult } from '../engine/volume-engine.js';
 import { integer, printVerifyReport, restoreTarget } from './common-options.js';
 import { formatBytes, shortHash } from './format-human.js';
-import { minFreeOption } from './retention-commands.js';
+import {
+  describePruned,
+  minFreeOption,
+  WATCH_RETENTION_OPTIONS,
+  watchRetention,
+} from './retention-commands.js';
 import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import { parse, tryParse, type FlagValues, type Options } from './parse-args.js';
 
@@ -106,19 +112,35 @@ function describeVolumeState(s: StateInfo): string {
 }
 
 /** Prints a point's outcome; the warnings (unreadable files, notes) go to stderr. */
-function reportPoint(result: VolumeCaptureResult, json: boolean, out: Out, pointMs?: number): void {
+function reportPoint(
+  result: VolumeCaptureResult,
+  json: boolean,
+  out: Out,
+  pointMs?: number,
+  pruned?: PruneReport,
+): void {
   const guard = result.spaceGuard ? { spaceGuard: result.spaceGuard } : {};
   if (json) {
     const took = pointMs === undefined ? {} : { pointMs: Math.round(pointMs) };
+    const retention = pruned ? { pruned } : {};
     out(
       JSON.stringify(
         result.changed
-          ? { changed: true, state: result.state, notes: result.notes, ...took, ...guard }
+          ? {
+              changed: true,
+              state: result.state,
+              notes: result.notes,
+              ...took,
+              ...guard,
+              ...retention,
+            }
           : { changed: false, notes: result.notes, ...took, ...guard },
       ),
     );
-  } else if (result.changed) out(describeVolumeState(result.state));
-  else out(`nothing changed since state ${result.latest?.id}: no state recorded`);
+  } else if (result.changed) {
+    out(describeVolumeState(result.state));
+    if (pruned) out(describePruned(pruned));
+  } else out(`nothing changed since state ${result.latest?.id}: no state recorded`);
   if (result.changed)
     for (const u of result.state.unreadable ?? [])
       warn(`could not read ${u.path}: ${u.reason} (its last version, if any, is kept)`);
@@ -234,10 +256,12 @@ async function watch(rest: string[], out: Out): Promise<number> {
       json: { type: 'boolean' },
       'no-btrfs-snapshot': { type: 'boolean' },
       'min-free': { type: 'string' },
+      ...WATCH_RETENTION_OPTIONS,
     },
     1,
   );
   const minFree = minFreeOption(values['min-free']);
+  const retention = watchRetention(values);
   if (typeof values.every !== 'string')
     throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
   const everyMs = parseDuration(values.every);
@@ -265,16 +289,14 @@ async function watch(rest: string[], out: Out): Promise<number> {
       signal: stop.signal,
       ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
       ...(minFree ? { minFree } : {}),
+      ...(retention ? { retention } : {}),
       onPointStart: () => (startedAt = performance.now()),
       onNote: (line) => warn(`note: ${line}`),
-      onPoint: ({ result, error }) => {
-        if (result) reportPoint(result, values.json === true, out, performance.now() - startedAt);
-        else
-          warn(
-            error instanceof TidemarkError
-              ? error.message
-              : `internal error: ${(error as Error)?.message}`,
-          );
+      onPoint: ({ result, error, pruned, pruneError }) => {
+        if (result)
+          reportPoint(result, values.json === true, out, performance.now() - startedAt, pruned);
+        if (pruneError !== undefined) warn(`retention after this point: ${errorLine(pruneError)}`);
+        if (!result) warn(errorLine(error));
       },
     });
   } finally {
@@ -282,6 +304,12 @@ async function watch(rest: string[], out: Out): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   return 0;
+}
+
+function errorLine(error: unknown): string {
+  return error instanceof TidemarkError
+    ? error.message
+    : `internal error: ${(error as Error)?.message}`;
 }
 
 async function history(rest: string[], out: Out): Promise<number> {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TidemarkError } from '../../shared/errors.js';
+import type { PruneReport } from '../../shared/retention.js';
 import type {
   DiffReport,
   FileVersion,
@@ -21,6 +22,8 @@ import type { StateRow } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
 import { pinnedStates } from './retention/pins.js';
+import { pruneArchive } from './retention/prune.js';
+import type { RetentionSettings } from './retention/retention-policy.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import { UpdateReader } from './format/update-reader.js';
 import type { StateSelector } from './restore.js';
@@ -236,12 +239,26 @@ export interface WatchOptions {
   useSnapshots?: boolean;
   /** Space guard threshold; stored in the archive, which uses the stored one when not given. */
   minFree?: MinFree;
+  /**
+   * Retention applied after each point that recorded a state, on the archive the watch holds
+   * (so no separate `prune` needs its lock), as of the watch's clock.
+   */
+  retention?: RetentionSettings;
   /** A point begins (its pre-hook, then the capture). */
   onPointStart?: () => void;
   /** Something the user should know that is not a point's outcome. */
   onNote?: (line: string) => void;
   /** Each point's outcome, or its error (the watch goes on). */
-  onPoint: (outcome: { result?: VolumeCaptureResult; error?: unknown }) => void;
+  onPoint: (outcome: WatchPointOutcome) => void;
+}
+
+export interface WatchPointOutcome {
+  result?: VolumeCaptureResult;
+  error?: unknown;
+  /** What retention did after the point, when it dropped anything. */
+  pruned?: PruneReport;
+  /** Retention failed after the point was recorded: the state stands, the watch goes on. */
+  pruneError?: unknown;
 }
 
 export const DEFAULT_RESCAN_EVERY_MS = 3_600_000;
@@ -311,7 +328,14 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
         rescan = false;
         const now = result.changed ? result.state : result.latest;
         if (now) cached = { id: now.id, tree };
-        options.onPoint({ result });
+        const retention = result.changed ? await retainAfterPoint(archive, options) : {};
+        // Retention keeps the newest state (a run before it is collapsed into its update, same id
+        // and hash), and the tree holds content hashes, not update names: it stays this state's.
+        // Proven rather than assumed, since the next point builds its update on this tree.
+        const newest = archive.catalog.latestState();
+        if (cached && (newest?.id !== cached.id || newest.stateHash !== cached.tree.stateHash()))
+          cached = null;
+        options.onPoint({ result, ...retention });
       } catch (err) {
         rotation.settle(false);
         cached = null;
@@ -323,6 +347,23 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
     if (cached) keepScanHashes(archive, cached.tree);
     journal.close();
     await archive.close();
+  }
+}
+
+/** Applies the watch's retention after a recorded point; a failure is reported, never thrown. */
+async function retainAfterPoint(
+  archive: Archive,
+  options: WatchOptions,
+): Promise<Pick<WatchPointOutcome, 'pruned' | 'pruneError'>> {
+  if (!options.retention) return {};
+  try {
+    const report = await pruneArchive(archive, {
+      now: (options.clock ?? systemClock).now(),
+      settings: options.retention,
+    });
+    return report.dropped > 0 ? { pruned: report } : {};
+  } catch (err) {
+    return { pruneError: err };
   }
 }
 
