@@ -24,7 +24,7 @@ export async function pruneArchive(archive: Archive, options: PruneOptions): Pro
   const drop = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
   const bytesBefore = await archiveBytes(archive);
   const runs = options.dryRun ? [] : await dropStates(archive, drop);
-  const bytesAfter = options.dryRun ? bytesBefore : await archiveBytes(archive);
+  const bytesAfter = runs.length === 0 ? bytesBefore : await archiveBytes(archive);
   return {
     now: options.now.toISOString(),
     dryRun: options.dryRun === true,
