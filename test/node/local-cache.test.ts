@@ -9,7 +9,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SpaceGuardReport } from '../../src/shared/retention.js';
 import type { StateInfo } from '../../src/shared/states.js';
+import { Archive } from '../../src/main/engine/archive.js';
+import { storeMinFree } from '../../src/main/engine/retention/space-guard.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
@@ -285,6 +288,90 @@ describe('local update cache (volume)', () => {
       expect(res.code, res.stderr).toBe(0);
       expect(treeDigest(to), `state ${k}`).toEqual(digests[k]);
     }
+  });
+});
+
+/** Sets the space guard threshold stored in the archive, as an earlier `--min-free` would. */
+async function storeThreshold(arch: string, bytes: number): Promise<void> {
+  const a = await Archive.open(arch, { write: true });
+  try {
+    await storeMinFree(a, { bytes });
+  } finally {
+    await a.close();
+  }
+}
+
+type Guarded = SnapshotJson & { spaceGuard?: SpaceGuardReport };
+
+// A threshold no disk meets: the guard removes every state it may, so what it reports can be
+// compared with what is gone.
+const NEVER_MET = 2 ** 50;
+
+describe('space guard with the cache on', () => {
+  it('folder mode: every state the guard removed around the point is reported', async () => {
+    const work = tempDir();
+    const tree = path.join(work, 'tree');
+    const arch = path.join(work, 'arch');
+    const cache = path.join(work, 'cache');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'first');
+    expect(tidemark('init', tree, arch).code).toBe(0);
+    for (let k = 1; k <= 2; k++) {
+      fs.writeFileSync(path.join(tree, 'a.txt'), `version ${k}`);
+      expect(snapshot(arch, '--cache-dir', cache).state?.id).toBe(k);
+    }
+    await storeThreshold(arch, NEVER_MET);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'version 3');
+    const r = tidemark('snapshot', arch, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Guarded;
+    expect(out.state?.id).toBe(3);
+    expect(tidemarkJson<Located[]>('states', arch).map((s) => s.id)).toEqual([3]);
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    expect(out.spaceGuard?.met).toBe(false);
+    expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 0, 1, 2/);
+  });
+
+  it('flush: the guard runs around shipping the cached backlog, and it is reported', async () => {
+    const { work, image, arch, sums } = deviceSetup();
+    fs.renameSync(arch, `${arch}.away`);
+    for (let k = 2; k <= 3; k++) {
+      scribble(image, 20, 4);
+      expect(snapshot(arch).location).toBe('cache');
+      sums[k] = sha256(image);
+    }
+    fs.renameSync(`${arch}.away`, arch);
+    await storeThreshold(arch, NEVER_MET);
+    const r = tidemark('flush', arch, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { shipped: number[]; spaceGuard?: SpaceGuardReport };
+    expect(out.shipped).toEqual([2, 3]);
+    // State 1 was the newest before shipping; the backlog's states only after it.
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 0, 1, 2/);
+    expect(tidemarkJson<Located[]>('states', arch).map((s) => s.id)).toEqual([3]);
+    expect(restoredSha(arch, 3, work)).toBe(sums[3]);
+  });
+
+  it('--min-free keeps the cache on: cached while the secondary is away, applied when it is back', () => {
+    const { work, image, arch, sums } = deviceSetup();
+    fs.renameSync(arch, `${arch}.away`);
+    scribble(image, 20, 4);
+    const away = tidemark('snapshot', arch, '--min-free', '1000T', '--json');
+    expect(away.code, away.stderr).toBe(0);
+    expect((JSON.parse(away.stdout) as SnapshotJson).location).toBe('cache');
+    sums[2] = sha256(image);
+    fs.renameSync(`${arch}.away`, arch);
+    scribble(image, 40, 4);
+    const back = tidemark('snapshot', arch, '--min-free', '1000T', '--json');
+    expect(back.code, back.stderr).toBe(0);
+    const out = JSON.parse(back.stdout) as Guarded;
+    expect(out.location).toBe('secondary');
+    expect(out.shipped).toEqual([2]);
+    expect(out.state?.id).toBe(3);
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    sums[3] = sha256(image);
+    expect(restoredSha(arch, 3, work)).toBe(sums[3]);
   });
 });
 
