@@ -436,6 +436,62 @@ describe.skipIf(skip)(
       for (const d of attached.splice(0)) sh('losetup', ['-d', d]);
     });
 
+    it('a cached backlog shipped onto a nearly full secondary: the guard makes room first, the base stays', () => {
+      const work = tempDir();
+      const disk = path.join(work, 'secondary.img');
+      fs.writeFileSync(disk, Buffer.alloc(0));
+      fs.truncateSync(disk, 64 << 20);
+      sh('mkfs.ext4', ['-q', '-F', '-m', '0', disk]);
+      const dev = sh('losetup', ['--find', '--show', disk]).trim();
+      attached.push(dev);
+      const mnt = path.join(work, 'mnt');
+      fs.mkdirSync(mnt);
+      sh('mount', [dev, mnt]);
+      mounted.push(mnt);
+      const cache = path.join(work, 'cache');
+      const image = path.join(work, 'disk.img');
+      fs.writeFileSync(image, Buffer.alloc(8 << 20));
+      scribble(image, 0, 512);
+      const arch = path.join(mnt, 'arch');
+      expect(tidemark('init', image, arch, '--block-size', String(BLOCK)).code).toBe(0);
+      const sums = [sha256(image)];
+      // Each interval rewrites the same 2 MiB: a state holds alone what the next one rewrote.
+      const interval = (where: 'secondary' | 'cache', ...flags: string[]): void => {
+        scribble(image, 0, 128);
+        expect(snapshot(arch, ...flags).location).toBe(where);
+        sums.push(sha256(image));
+      };
+      for (let k = 1; k <= 3; k++) interval('secondary', '--cache-dir', cache);
+      fs.renameSync(arch, `${arch}.away`);
+      for (let k = 4; k <= 5; k++) interval('cache');
+      fs.renameSync(`${arch}.away`, arch);
+      // Less room than the backlog and than the 8 MiB base: shipping first would run out of space.
+      const st = fs.statfsSync(mnt);
+      const fd = fs.openSync(path.join(mnt, 'filler'), 'w');
+      const chunk = Buffer.alloc(1 << 20);
+      for (let left = st.bavail * st.bsize - 3.5 * (1 << 20); left > 0; left -= chunk.length)
+        fs.writeSync(fd, chunk, 0, Math.min(chunk.length, left));
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      scribble(image, 0, 128);
+      const r = tidemark('snapshot', arch, '--min-free', '8M', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      sums.push(sha256(image));
+      const out = JSON.parse(r.stdout) as Guarded;
+      expect(out.shipped).toEqual([4, 5]);
+      expect(out.state?.id).toBe(6);
+      expect(out.spaceGuard?.dropped.slice(0, 2)).toEqual([1, 2]);
+      expect(out.spaceGuard?.notes?.[0]).toMatch(/^state 0 was kept: integrating it into the base/);
+      expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 1, 2/);
+      const left = tidemarkJson<Located[]>('states', arch).map((s) => s.id);
+      expect(left[0]).toBe(0);
+      expect(left.at(-1)).toBe(6);
+      expect([...(out.spaceGuard?.dropped ?? []), ...left].sort((a, b) => a - b)).toEqual([
+        0, 1, 2, 3, 4, 5, 6,
+      ]);
+      for (const id of left) expect(restoredSha(arch, id, work), `state ${id}`).toBe(sums[id]);
+    });
+
     it('an ext4 loop disk unmounted for several intervals: device and volume states all come back', () => {
       const work = tempDir();
       const disk = path.join(work, 'secondary.img');
