@@ -314,11 +314,19 @@ export class JobService {
       this.noteAll(job, cacheOutcomeNotes(outcome));
       const merged = (outcome.collapsed ?? []).reduce((n, c) => n + c.removedStates.length, 0);
       if (job.cache && merged > 0) job.cache.collapsed += merged;
-      if (outcome.spaceGuard)
+      if (outcome.spaceGuard) {
+        const g = outcome.spaceGuard;
+        // Why it fell short and what it did instead (kept the base, ran out of space) matter to
+        // the user as much as what it removed.
+        const more = [
+          ...(g.notes ?? []),
+          ...(g.met ? [] : [`still below${g.reason ? `: ${g.reason}` : ''}`]),
+        ];
         this.note(job, {
           level: 'warn',
-          message: `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
+          message: `space guard removed states ${g.dropped.join(', ') || '(none)'}${more.map((m) => `; ${m}`).join('')}`,
         });
+      }
       // Extra secondaries get (or queue) the new update before the archive's retention may
       // merge the state they last received into it: they never see a gap.
       await this.fanOut(job, true);
