@@ -125,31 +125,40 @@ async function expectRestores(dir: string, archive: string, shas: string[]): Pro
 }
 
 describe('space guard on a nearly full disk (simulated free space)', () => {
-  it('drops the run of oldest states it needs in one go: the base is rewritten once, not once per state', async () => {
-    const { dir, archive, shas } = await archiveOfStates(6);
-    const a = await Archive.open(archive, { write: true });
-    let report: SpaceGuardReport | null;
-    let writes = 0;
-    try {
-      const create = a.store.create.bind(a.store);
-      a.store.create = (name) => {
-        writes++;
-        return create(name);
-      };
-      const one = (a.catalog.state(1) as { storedBytes: number }).storedBytes;
-      report = await guardSpace(
-        a,
-        { bytes: 10 * MIB + Math.floor(2.5 * one) },
-        simulatedDisk(a, 10 * MIB),
-      );
-    } finally {
-      await a.close();
-    }
-    expect(report?.met).toBe(true);
-    expect(report?.dropped).toEqual([0, 1, 2]);
-    expect(writes).toBe(1);
-    expect(await expectRestores(dir, archive, shas)).toEqual([3, 4, 5, 6]);
-  });
+  // Also with barely room for a new base: the states after it add nothing to what it writes.
+  it.each([
+    ['plenty of room', 10 * MIB],
+    ['room for one new base', 0],
+  ])(
+    'drops the run of oldest states it needs in one go: the base is rewritten once (%s)',
+    async (_what, room) => {
+      const { dir, archive, shas } = await archiveOfStates(6);
+      const a = await Archive.open(archive, { write: true });
+      let report: SpaceGuardReport | null;
+      let writes = 0;
+      try {
+        const create = a.store.create.bind(a.store);
+        a.store.create = (name) => {
+          writes++;
+          return create(name);
+        };
+        const one = (a.catalog.state(1) as { storedBytes: number }).storedBytes;
+        const start =
+          room || (a.catalog.state(0) as { storedBytes: number }).storedBytes + MIB + 65536;
+        report = await guardSpace(
+          a,
+          { bytes: start + Math.floor(2.5 * one) },
+          simulatedDisk(a, start),
+        );
+      } finally {
+        await a.close();
+      }
+      expect(report?.met).toBe(true);
+      expect(report?.dropped).toEqual([0, 1, 2]);
+      expect(writes).toBe(1);
+      expect(await expectRestores(dir, archive, shas)).toEqual([3, 4, 5, 6]);
+    },
+  );
 
   it('keeps the base when integrating it would not fit, drops the oldest later states instead, and says so', async () => {
     const { dir, archive, shas } = await archiveOfStates(4);

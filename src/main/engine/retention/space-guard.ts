@@ -202,9 +202,9 @@ function planDrop(
     const cost = base.storedBytes + WRITE_SLACK;
     if (baseFailed || cost > free) {
       candidates = candidates.slice(1);
-      keptBase = baseFailed
-        ? `state ${base.id} was kept, the later states went first`
-        : `state ${base.id} was kept: integrating it into the base needs about ${mib(cost)} free and there is ${mib(free)}, so the oldest later states went first`;
+      // After a failed integration its own note already says why the base stays.
+      if (!baseFailed)
+        keptBase = `state ${base.id} was kept: integrating it into the base needs about ${mib(cost)} free and there is ${mib(free)}, so the oldest later states went first`;
       if (candidates.length === 0)
         return {
           reason: `only the newest and pinned states and state ${base.id} are left, and integrating state ${base.id} into the base does not fit in the free space`,
@@ -216,10 +216,23 @@ function planDrop(
   const ids: number[] = [];
   let freed = 0;
   let cost = integrates ? (base as StateRow).storedBytes : 0;
+  // Runs of consecutive states are one collapse each: a state that extends the run before it
+  // adds only its successor's blocks to what that collapse writes, and nothing to a new base
+  // (which stays about the primary's size).
+  let last = -2;
+  let inBaseRun = false;
   for (const row of candidates) {
-    const next = rows[rows.indexOf(row) + 1] as StateRow;
-    const writes = row === base ? 0 : row.storedBytes + next.storedBytes;
+    const at = rows.indexOf(row);
+    const next = rows[at + 1] as StateRow;
+    const extendsRun = at === last + 1;
+    inBaseRun = row === base || (extendsRun && inBaseRun);
+    const writes = inBaseRun
+      ? 0
+      : extendsRun
+        ? next.storedBytes
+        : row.storedBytes + next.storedBytes;
     if (ids.length > 0 && cost + writes + WRITE_SLACK > free) break;
+    last = at;
     ids.push(row.id);
     cost += writes;
     freed += Math.min(row.storedBytes, next.storedBytes);
