@@ -35,8 +35,16 @@ export interface SpaceGuardReport {
   freeAfter: number;
   /** States removed, oldest first. */
   dropped: number[];
-  /** False when the threshold could not be reached (only the newest and pinned states left). */
+  /** False when the threshold could not be reached (see `reason`). */
   met: boolean;
+  /** Why the threshold was not reached, for people; absent when it was. */
+  reason?: string;
+  /**
+   * What the guard did other than integrating the oldest states into the base, for people: it
+   * kept the base because integrating it would not fit in the free space, or an integration ran
+   * out of space (the archive was left as it was). Absent when there is nothing to say.
+   */
+  notes?: string[];
 }
 
 /**

@@ -9,7 +9,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SpaceGuardReport } from '../../src/shared/retention.js';
 import type { StateInfo } from '../../src/shared/states.js';
+import { Archive } from '../../src/main/engine/archive.js';
+import { storeMinFree } from '../../src/main/engine/retention/space-guard.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
@@ -301,6 +304,90 @@ describe('local update cache (volume)', () => {
   });
 });
 
+/** Sets the space guard threshold stored in the archive, as an earlier `--min-free` would. */
+async function storeThreshold(arch: string, bytes: number): Promise<void> {
+  const a = await Archive.open(arch, { write: true });
+  try {
+    await storeMinFree(a, { bytes });
+  } finally {
+    await a.close();
+  }
+}
+
+type Guarded = SnapshotJson & { spaceGuard?: SpaceGuardReport };
+
+// A threshold no disk meets: the guard removes every state it may, so what it reports can be
+// compared with what is gone.
+const NEVER_MET = 2 ** 50;
+
+describe('space guard with the cache on', () => {
+  it('folder mode: every state the guard removed around the point is reported', async () => {
+    const work = tempDir();
+    const tree = path.join(work, 'tree');
+    const arch = path.join(work, 'arch');
+    const cache = path.join(work, 'cache');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'first');
+    expect(tidemark('init', tree, arch).code).toBe(0);
+    for (let k = 1; k <= 2; k++) {
+      fs.writeFileSync(path.join(tree, 'a.txt'), `version ${k}`);
+      expect(snapshot(arch, '--cache-dir', cache).state?.id).toBe(k);
+    }
+    await storeThreshold(arch, NEVER_MET);
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'version 3');
+    const r = tidemark('snapshot', arch, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Guarded;
+    expect(out.state?.id).toBe(3);
+    expect(tidemarkJson<Located[]>('states', arch).map((s) => s.id)).toEqual([3]);
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    expect(out.spaceGuard?.met).toBe(false);
+    expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 0, 1, 2/);
+  });
+
+  it('flush: the guard runs around shipping the cached backlog, and it is reported', async () => {
+    const { work, image, arch, sums } = deviceSetup();
+    fs.renameSync(arch, `${arch}.away`);
+    for (let k = 2; k <= 3; k++) {
+      scribble(image, 20, 4);
+      expect(snapshot(arch).location).toBe('cache');
+      sums[k] = sha256(image);
+    }
+    fs.renameSync(`${arch}.away`, arch);
+    await storeThreshold(arch, NEVER_MET);
+    const r = tidemark('flush', arch, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { shipped: number[]; spaceGuard?: SpaceGuardReport };
+    expect(out.shipped).toEqual([2, 3]);
+    // State 1 was the newest before shipping; the backlog's states only after it.
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 0, 1, 2/);
+    expect(tidemarkJson<Located[]>('states', arch).map((s) => s.id)).toEqual([3]);
+    expect(restoredSha(arch, 3, work)).toBe(sums[3]);
+  });
+
+  it('--min-free keeps the cache on: cached while the secondary is away, applied when it is back', () => {
+    const { work, image, arch, sums } = deviceSetup();
+    fs.renameSync(arch, `${arch}.away`);
+    scribble(image, 20, 4);
+    const away = tidemark('snapshot', arch, '--min-free', '1000T', '--json');
+    expect(away.code, away.stderr).toBe(0);
+    expect((JSON.parse(away.stdout) as SnapshotJson).location).toBe('cache');
+    sums[2] = sha256(image);
+    fs.renameSync(`${arch}.away`, arch);
+    scribble(image, 40, 4);
+    const back = tidemark('snapshot', arch, '--min-free', '1000T', '--json');
+    expect(back.code, back.stderr).toBe(0);
+    const out = JSON.parse(back.stdout) as Guarded;
+    expect(out.location).toBe('secondary');
+    expect(out.shipped).toEqual([2]);
+    expect(out.state?.id).toBe(3);
+    expect(out.spaceGuard?.dropped).toEqual([0, 1, 2]);
+    sums[3] = sha256(image);
+    expect(restoredSha(arch, 3, work)).toBe(sums[3]);
+  });
+});
+
 async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
@@ -360,6 +447,62 @@ describe.skipIf(skip)(
     afterEach(() => {
       for (const m of mounted.splice(0).reverse()) sh('umount', [m]);
       for (const d of attached.splice(0)) sh('losetup', ['-d', d]);
+    });
+
+    it('a cached backlog shipped onto a nearly full secondary: the guard makes room first, the base stays', () => {
+      const work = tempDir();
+      const disk = path.join(work, 'secondary.img');
+      fs.writeFileSync(disk, Buffer.alloc(0));
+      fs.truncateSync(disk, 64 << 20);
+      sh('mkfs.ext4', ['-q', '-F', '-m', '0', disk]);
+      const dev = sh('losetup', ['--find', '--show', disk]).trim();
+      attached.push(dev);
+      const mnt = path.join(work, 'mnt');
+      fs.mkdirSync(mnt);
+      sh('mount', [dev, mnt]);
+      mounted.push(mnt);
+      const cache = path.join(work, 'cache');
+      const image = path.join(work, 'disk.img');
+      fs.writeFileSync(image, Buffer.alloc(8 << 20));
+      scribble(image, 0, 512);
+      const arch = path.join(mnt, 'arch');
+      expect(tidemark('init', image, arch, '--block-size', String(BLOCK)).code).toBe(0);
+      const sums = [sha256(image)];
+      // Each interval rewrites the same 2 MiB: a state holds alone what the next one rewrote.
+      const interval = (where: 'secondary' | 'cache', ...flags: string[]): void => {
+        scribble(image, 0, 128);
+        expect(snapshot(arch, ...flags).location).toBe(where);
+        sums.push(sha256(image));
+      };
+      for (let k = 1; k <= 3; k++) interval('secondary', '--cache-dir', cache);
+      fs.renameSync(arch, `${arch}.away`);
+      for (let k = 4; k <= 5; k++) interval('cache');
+      fs.renameSync(`${arch}.away`, arch);
+      // Less room than the backlog and than the 8 MiB base: shipping first would run out of space.
+      const st = fs.statfsSync(mnt);
+      const fd = fs.openSync(path.join(mnt, 'filler'), 'w');
+      const chunk = Buffer.alloc(1 << 20);
+      for (let left = st.bavail * st.bsize - 3.5 * (1 << 20); left > 0; left -= chunk.length)
+        fs.writeSync(fd, chunk, 0, Math.min(chunk.length, left));
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      scribble(image, 0, 128);
+      const r = tidemark('snapshot', arch, '--min-free', '8M', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      sums.push(sha256(image));
+      const out = JSON.parse(r.stdout) as Guarded;
+      expect(out.shipped).toEqual([4, 5]);
+      expect(out.state?.id).toBe(6);
+      expect(out.spaceGuard?.dropped.slice(0, 2)).toEqual([1, 2]);
+      expect(out.spaceGuard?.notes?.[0]).toMatch(/^state 0 was kept: integrating it into the base/);
+      expect(r.stderr).toMatch(/space guard: .* removed the oldest state\(s\) 1, 2/);
+      const left = tidemarkJson<Located[]>('states', arch).map((s) => s.id);
+      expect(left[0]).toBe(0);
+      expect(left.at(-1)).toBe(6);
+      expect([...(out.spaceGuard?.dropped ?? []), ...left].sort((a, b) => a - b)).toEqual([
+        0, 1, 2, 3, 4, 5, 6,
+      ]);
+      for (const id of left) expect(restoredSha(arch, id, work), `state ${id}`).toBe(sums[id]);
     });
 
     it('an ext4 loop disk unmounted for several intervals: device and volume states all come back', () => {

@@ -12,7 +12,11 @@ import {
 } from '../../src/main/engine/device-engine.js';
 import { Archive } from '../../src/main/engine/archive.js';
 import { setPinned } from '../../src/main/engine/retention/pins.js';
-import { guardSpace, parseMinFree } from '../../src/main/engine/retention/space-guard.js';
+import {
+  describeSpaceGuard,
+  guardSpace,
+  parseMinFree,
+} from '../../src/main/engine/retention/space-guard.js';
 import { tidemark } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
@@ -61,16 +65,19 @@ describe('space guard without room to gain', () => {
     try {
       await setPinned(a, 2, true);
       // A secondary that never has room: the guard must stop, not loop or touch the newest.
-      report = await guardSpace(a, { percent: 50 }, () => Promise.resolve({ free: 0, total: 100 }));
+      report = await guardSpace(a, { percent: 50 }, () =>
+        Promise.resolve({ free: 10 * MIB, total: 100 * MIB }),
+      );
     } finally {
       await a.close();
     }
     expect(report).toEqual({
-      minFreeBytes: 50,
-      freeBefore: 0,
-      freeAfter: 0,
+      minFreeBytes: 50 * MIB,
+      freeBefore: 10 * MIB,
+      freeAfter: 10 * MIB,
       dropped: [0, 1, 3],
       met: false,
+      reason: 'only the newest and pinned states are left',
     });
     expect((await listStates(archive)).map((s) => s.id)).toEqual([2, 4]);
     for (const id of [2, 4]) {
@@ -78,6 +85,106 @@ describe('space guard without room to gain', () => {
       await restoreArchive(archive, { stateId: id }, out);
       expect(sha256(out)).toBe(shas[id]);
     }
+  });
+});
+
+/** A 1 MiB image archived with `count` later states, each rewriting the same 128 KiB. */
+async function archiveOfStates(count: number) {
+  const dir = tempDir();
+  const image = path.join(dir, 'disk.img');
+  const archive = path.join(dir, 'archive');
+  fs.writeFileSync(image, randomBytes(MIB));
+  await initArchive(image, archive);
+  const shas = [sha256(image)];
+  for (let k = 1; k <= count; k++) {
+    const fd = fs.openSync(image, 'r+');
+    fs.writeSync(fd, randomBytes(128 * 1024), 0, 128 * 1024, 256 * 1024);
+    fs.closeSync(fd);
+    await snapshotArchive(archive);
+    shas.push(sha256(image));
+  }
+  return { dir, archive, shas };
+}
+
+/** A nearly full disk: `start` bytes free, plus what the archive's updates have shrunk by since. */
+function simulatedDisk(a: Archive, start: number) {
+  const stored = (): number => a.catalog.states().reduce((n, r) => n + r.storedBytes, 0);
+  const initial = stored();
+  return () => Promise.resolve({ free: start + initial - stored(), total: 100 * MIB });
+}
+
+async function expectRestores(dir: string, archive: string, shas: string[]): Promise<number[]> {
+  const left = (await listStates(archive)).map((s) => s.id);
+  for (const id of left) {
+    const out = path.join(dir, `restored-${id}`);
+    await restoreArchive(archive, { stateId: id }, out);
+    expect(sha256(out), `state ${id}`).toBe(shas[id]);
+    fs.rmSync(out);
+  }
+  return left;
+}
+
+describe('space guard on a nearly full disk (simulated free space)', () => {
+  // Also with barely room for a new base: the states after it add nothing to what it writes.
+  it.each([
+    ['plenty of room', 10 * MIB],
+    ['room for one new base', 0],
+  ])(
+    'drops the run of oldest states it needs in one go: the base is rewritten once (%s)',
+    async (_what, room) => {
+      const { dir, archive, shas } = await archiveOfStates(6);
+      const a = await Archive.open(archive, { write: true });
+      let report: SpaceGuardReport | null;
+      let writes = 0;
+      try {
+        const create = a.store.create.bind(a.store);
+        a.store.create = (name) => {
+          writes++;
+          return create(name);
+        };
+        const one = (a.catalog.state(1) as { storedBytes: number }).storedBytes;
+        const start =
+          room || (a.catalog.state(0) as { storedBytes: number }).storedBytes + MIB + 65536;
+        report = await guardSpace(
+          a,
+          { bytes: start + Math.floor(2.5 * one) },
+          simulatedDisk(a, start),
+        );
+      } finally {
+        await a.close();
+      }
+      expect(report?.met).toBe(true);
+      expect(report?.dropped).toEqual([0, 1, 2]);
+      expect(writes).toBe(1);
+      expect(await expectRestores(dir, archive, shas)).toEqual([3, 4, 5, 6]);
+    },
+  );
+
+  it('keeps the base when integrating it would not fit, drops the oldest later states instead, and says so', async () => {
+    const { dir, archive, shas } = await archiveOfStates(4);
+    const a = await Archive.open(archive, { write: true });
+    let report: SpaceGuardReport | null;
+    try {
+      // Less free than the base's size: a new base could not be written beside the old one.
+      const start = 1.5 * MIB;
+      const one = (a.catalog.state(1) as { storedBytes: number }).storedBytes;
+      report = await guardSpace(
+        a,
+        { bytes: start + Math.floor(1.5 * one) },
+        simulatedDisk(a, start),
+      );
+    } finally {
+      await a.close();
+    }
+    expect(report?.met).toBe(true);
+    expect(report?.dropped).toEqual([1, 2]);
+    expect(report?.notes).toEqual([
+      expect.stringMatching(
+        /^state 0 was kept: integrating it into the base needs about .* MiB free and there is 1\.5 MiB/,
+      ),
+    ]);
+    expect(describeSpaceGuard(report as SpaceGuardReport)).toMatch(/state 0 was kept/);
+    expect(await expectRestores(dir, archive, shas)).toEqual([0, 3, 4]);
   });
 });
 
@@ -147,3 +254,103 @@ describe.skipIf(skip)(`space guard on a small ext4${skip ? ` (skipped: ${skip})`
     );
   }, 120_000);
 });
+
+/** A fresh ext4 of `mib` MiB on a loop device, mounted under `dir` (undone after the test). */
+function smallExt4(dir: string, mib: number): string {
+  const fsImage = path.join(dir, 'ext4.img');
+  fs.writeFileSync(fsImage, Buffer.alloc(0));
+  fs.truncateSync(fsImage, mib * MIB);
+  const dev = sh('losetup', ['--find', '--show', fsImage]).trim();
+  attached.push(dev);
+  sh('mkfs.ext4', ['-q', '-m', '0', dev]);
+  const mnt = path.join(dir, 'mnt');
+  fs.mkdirSync(mnt);
+  sh('mount', [dev, mnt]);
+  mounted.push(mnt);
+  return mnt;
+}
+
+/** Fills the filesystem at `mnt` with a file of zeros until about `left` bytes are free. */
+function fillTo(mnt: string, left: number): void {
+  const st = fs.statfsSync(mnt);
+  const extra = st.bavail * st.bsize - left;
+  if (extra <= 0) return;
+  const fd = fs.openSync(path.join(mnt, `filler-${Date.now()}`), 'w');
+  const chunk = Buffer.alloc(MIB);
+  for (let done = 0; done < extra; done += chunk.length)
+    fs.writeSync(fd, chunk, 0, Math.min(chunk.length, extra - done));
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+}
+
+function incompleteFiles(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((n) =>
+    n.includes('.incomplete-'),
+  );
+}
+
+describe.skipIf(skip)(
+  `space guard on a nearly full ext4${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    it('never fails the snapshot for its own freeing: a failed integration leaves every state, the base is kept when it cannot fit', async () => {
+      const dir = tempDir();
+      const mnt = smallExt4(dir, 64);
+      const image = path.join(dir, 'disk.img');
+      const archive = path.join(mnt, 'archive');
+      fs.writeFileSync(image, randomBytes(8 * MIB));
+      await initArchive(image, archive);
+      const shas = [sha256(image)];
+      const rewrite = (): void => {
+        // 2 MiB of new random data over the same place: each state replaces the last one's blocks.
+        const fd = fs.openSync(image, 'r+');
+        fs.writeSync(fd, randomBytes(2 * MIB), 0, 2 * MIB, 0);
+        fs.closeSync(fd);
+      };
+      for (let k = 1; k <= 4; k++) {
+        rewrite();
+        await snapshotArchive(archive);
+        shas.push(sha256(image));
+      }
+      fillTo(mnt, 6 * MIB);
+
+      // A guard told there is room tries to integrate state 0 (an 8 MiB base): the disk is full.
+      const a = await Archive.open(archive, { write: true });
+      let report: SpaceGuardReport | null;
+      try {
+        report = await guardSpace(a, { bytes: 40 * MIB }, () =>
+          Promise.resolve({ free: 20 * MIB, total: 64 * MIB }),
+        );
+      } finally {
+        await a.close();
+      }
+      expect(report?.met).toBe(false);
+      expect(report?.notes?.[0]).toMatch(
+        /^integrating state 0 into the base ran out of space \(the backup disk is full.*\): the base was left as it was$/,
+      );
+      expect(report?.dropped).toEqual([1, 2, 3]);
+      expect(report?.reason).toMatch(
+        /state 0 are left, and integrating state 0 into the base does not fit/,
+      );
+      expect(incompleteFiles(archive)).toEqual([]);
+      expect(await expectRestores(dir, archive, shas)).toEqual([0, 4]);
+
+      // A real snapshot below the threshold with less free than the base takes: it goes on, and the
+      // guard removes what it can without touching the base.
+      fillTo(mnt, 6 * MIB);
+      rewrite();
+      const result = await snapshotArchive(archive, { minFree: { bytes: 7 * MIB } });
+      expect(result.changed).toBe(true);
+      shas.push(sha256(image));
+      expect(result.spaceGuard?.dropped).toEqual([4]);
+      expect(result.spaceGuard?.met).toBe(false);
+      expect(result.spaceGuard?.notes?.join('\n')).toMatch(
+        /state 0 was kept: integrating it into the base needs about 9\.\d MiB free/,
+      );
+      expect(describeSpaceGuard(result.spaceGuard as SpaceGuardReport)).toMatch(
+        /still below: only the newest and pinned states and state 0 are left/,
+      );
+      expect(incompleteFiles(archive)).toEqual([]);
+      expect(await expectRestores(dir, archive, shas)).toEqual([0, 5]);
+    }, 120_000);
+  },
+);

@@ -25,6 +25,8 @@ import { formatBytes, shortHash } from './format-human.js';
 import { parseDuration } from './volume-commands.js';
 import { parseSize } from './parse-size.js';
 import { parse, tryParse, type Options } from './parse-args.js';
+import { minFreeOption } from './retention-commands.js';
+import { describeSpaceGuard } from '../engine/retention/space-guard.js';
 import {
   defaultCacheDir,
   describeSecondaries,
@@ -46,6 +48,9 @@ const CACHE_OPTIONS: Options = {
   'cache-limit': { type: 'string' },
   json: { type: 'boolean' },
 };
+
+/** Snapshot, watch and flush also take the secondary's space guard threshold (retention). */
+const GUARDED_OPTIONS: Options = { ...CACHE_OPTIONS, 'min-free': { type: 'string' } };
 
 const settingsFile = z.object({
   version: z.literal(1),
@@ -113,7 +118,7 @@ export async function runCacheCommand(
     case 'flush':
       return flush(rest, out);
     case 'snapshot': {
-      const options = { ...CACHE_OPTIONS, 'no-btrfs-snapshot': { type: 'boolean' as const } };
+      const options = { ...GUARDED_OPTIONS, 'no-btrfs-snapshot': { type: 'boolean' as const } };
       const guess = tryParse(rest, options);
       if (!guess || guess.positionals.length !== 1) return undefined;
       const settings = await settingsFor(guess.positionals[0] as string, guess.values);
@@ -131,7 +136,7 @@ export async function runCacheCommand(
       return restore(rest, out);
     case 'watch': {
       const options = {
-        ...CACHE_OPTIONS,
+        ...GUARDED_OPTIONS,
         every: { type: 'string' as const },
         // Accepted for the same command line: with the cache on, every point rescans anyway.
         'rescan-every': { type: 'string' as const },
@@ -167,15 +172,16 @@ async function snapshot(
   out: Out,
 ): Promise<number> {
   const { values, args } = parse(rest, options, 1);
+  const minFree = minFreeOption(values['min-free']);
   const result = await snapshotWithCache(args[0] as string, {
     ...settings,
     ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+    ...(minFree ? { minFree } : {}),
   });
   const secondaries = await fanOutAfter(args[0] as string, settings.cacheDir);
   if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
   else for (const line of describeSnapshot(result, secondaries)) out(line);
-  if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
-    process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+  warnAfter(result);
   return 0;
 }
 
@@ -196,6 +202,7 @@ async function watch(
     throw new TidemarkError('usage', 'watch needs --every DURATION (e.g. 5m)');
   const everyMs = parseDuration(values.every);
   const dir = args[0] as string;
+  const minFree = minFreeOption(values['min-free']);
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
@@ -216,6 +223,7 @@ async function watch(
         const result = await snapshotWithCache(dir, {
           ...settings,
           ...(values['no-btrfs-snapshot'] ? { useSnapshots: false } : {}),
+          ...(minFree ? { minFree } : {}),
         });
         // Extra secondaries get (or queue) the new update before retention may merge the state
         // they last received into it: they never see a gap.
@@ -227,8 +235,7 @@ async function watch(
           for (const line of describeSnapshot(result, secondaries)) out(line);
           if (pruned) out(describePruned(pruned));
         }
-        if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
-          process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+        warnAfter(result);
         if (pruneError)
           process.stderr.write(`tidemark: retention after this point: ${pruneError.message}\n`);
       } catch (err) {
@@ -268,6 +275,14 @@ async function retainOnSecondary(
     return { pruned, pruneError: err as Error };
   }
   return { pruned };
+}
+
+/** What the user must hear about besides the point: the cache's collapses, the space guard. */
+function warnAfter(result: CacheSnapshotResult): void {
+  if (result.collapsed.length > 0 || result.cache.bytes > result.cache.limitBytes)
+    process.stderr.write(`tidemark: ${cacheFullLine(result)}\n`);
+  if (result.spaceGuard)
+    process.stderr.write(`tidemark: ${describeSpaceGuard(result.spaceGuard)}\n`);
 }
 
 function describeSnapshot(r: CacheSnapshotResult, secondaries?: SecondaryStatus[]): string[] {
@@ -337,18 +352,21 @@ async function states(
 }
 
 async function flush(rest: string[], out: Out): Promise<number> {
-  const { values, args } = parse(rest, CACHE_OPTIONS, 1);
+  const { values, args } = parse(rest, GUARDED_OPTIONS, 1);
   const dir = args[0] as string;
   const settings = (await settingsFor(dir, values)) ?? {
     cacheDir: path.join(defaultDataDir(), 'cache'),
     limitBytes: DEFAULT_CACHE_LIMIT,
   };
+  const minFree = minFreeOption(values['min-free']);
   const mirrors = await mirrorsOf(dir);
   // With extra secondaries, the main one may be away while they are not: flush ships to those.
-  const result = await flushCache(dir, settings).catch((err: unknown) => {
-    if (mirrors.length === 0 || !(err instanceof TidemarkError)) throw err;
-    return { shipped: [] as number[], unavailable: err.message };
-  });
+  const result = await flushCache(dir, { ...settings, ...(minFree ? { minFree } : {}) }).catch(
+    (err: unknown) => {
+      if (mirrors.length === 0 || !(err instanceof TidemarkError)) throw err;
+      return { shipped: [] as number[], unavailable: err.message };
+    },
+  );
   const secondaries = await fanOutAfter(dir, settings.cacheDir);
   if (values.json) out(JSON.stringify(secondaries ? { ...result, secondaries } : result));
   else {
@@ -358,6 +376,8 @@ async function flush(rest: string[], out: Out): Promise<number> {
       out(`shipped ${result.shipped.length} cached update(s): states ${result.shipped.join(', ')}`);
     for (const line of describeSecondaries(secondaries ?? [])) out(line);
   }
+  if ('spaceGuard' in result && result.spaceGuard)
+    process.stderr.write(`tidemark: ${describeSpaceGuard(result.spaceGuard)}\n`);
   return 0;
 }
 

@@ -32,7 +32,9 @@ const CACHE_USAGE = `
                          with the cache on: a point every DURATION (by rescan), to the
                          secondary or, while it is away, to the cache; retention (as in
                          prune) after each point recorded on the secondary
-  flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now`;
+  flush <archive-dir> [--cache-dir DIR] [--json]   ship the cached updates to the secondary now
+                         (snapshot, watch and flush with the cache take --min-free SIZE|PCT too:
+                         the space guard runs on the secondary before shipping and the point)`;
 
 const SECONDARY_USAGE = `
   secondary add <archive-dir> <other-archive> [--cache-dir DIR] [--json]

@@ -16,7 +16,7 @@ import type {
   VolumeRestoreReport,
 } from '../../shared/states.js';
 import type { SnapshotOutcome } from '../../shared/api.js';
-import type { PruneReport, RetentionPolicy } from '../../shared/retention.js';
+import type { PruneReport, RetentionPolicy, SpaceGuardReport } from '../../shared/retention.js';
 import type { CacheSettings, CacheStatus } from '../engine/cache/cached-engine.js';
 import type { SecondaryPolicy } from '../engine/fanout/fan-out.js';
 import type { TargetAccess } from '../engine/storage/remote-access.js';
@@ -127,6 +127,8 @@ export interface EngineMethods {
 export interface CacheFlush {
   shipped: number[];
   cache: CacheStatus;
+  /** What the secondary's space guard removed around the shipping (never silent). */
+  spaceGuard?: SpaceGuardReport;
 }
 
 export type EngineMethod = keyof EngineMethods;

@@ -159,6 +159,11 @@ export interface VolumeSnapshotOptions {
   minFree?: MinFree;
   /** Bytes of files looked at, of the last state's total; throwing from it cancels. */
   onProgress?: ProgressSink;
+  /**
+   * False when the caller runs the space guard around this point itself (the local cache does,
+   * around shipping too): a guard inside it would act unseen, its report not the caller's.
+   */
+  spaceGuard?: boolean;
 }
 
 /**
@@ -187,14 +192,17 @@ export async function snapshotOpenVolume(
   try {
     const latest = archive.catalog.latestState();
     const tree = latest ? await loadTreeOf(archive, latest.id) : await emptyTree();
-    const { result, spaceGuard } = await withSpaceGuard(archive, options.minFree, () =>
+    const capture = (): Promise<VolumeCaptureResult> =>
       captureVolumePoint(archive, latest ?? null, {
         clock: options.clock ?? systemClock,
         tree,
         ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      }),
-    );
+      });
+    const { result, spaceGuard } =
+      options.spaceGuard === false
+        ? { result: await capture(), spaceGuard: null }
+        : await withSpaceGuard(archive, options.minFree, capture);
     rotation.settle(true);
     keepScanHashes(archive, tree);
     return { result: spaceGuard ? { ...result, spaceGuard } : result, tree };

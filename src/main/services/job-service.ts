@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { ParsedParams, RestorePlan, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
 import { DEFAULT_CACHE_LIMIT_BYTES, type CacheInfo } from '../../shared/cache.js';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
-import type { PruneReport } from '../../shared/retention.js';
+import type { PruneReport, SpaceGuardReport } from '../../shared/retention.js';
 import {
   DEFAULT_SCHEDULE,
   RESTORE_WHAT,
@@ -315,11 +315,7 @@ export class JobService {
       this.noteAll(job, cacheOutcomeNotes(outcome));
       const merged = (outcome.collapsed ?? []).reduce((n, c) => n + c.removedStates.length, 0);
       if (job.cache && merged > 0) job.cache.collapsed += merged;
-      if (outcome.spaceGuard)
-        this.note(job, {
-          level: 'warn',
-          message: `space guard removed states ${outcome.spaceGuard.dropped.join(', ') || '(none)'}`,
-        });
+      if (outcome.spaceGuard) this.noteSpaceGuard(job, outcome.spaceGuard);
       // Extra secondaries get (or queue) the new update before the archive's retention may
       // merge the state they last received into it: they never see a gap.
       await this.fanOut(job, true);
@@ -356,8 +352,22 @@ export class JobService {
         cache: this.cacheSettings(job),
       });
       this.noteAll(job, cacheOutcomeNotes({ shipped: r.shipped }));
+      if (r.spaceGuard) this.noteSpaceGuard(job, r.spaceGuard);
       await this.refresh(job);
       return r.shipped;
+    });
+  }
+
+  private noteSpaceGuard(job: JobRuntime, g: SpaceGuardReport): void {
+    // Why it fell short and what it did instead (kept the base, ran out of space) matter to the
+    // user as much as what it removed.
+    const more = [
+      ...(g.notes ?? []),
+      ...(g.met ? [] : [`still below${g.reason ? `: ${g.reason}` : ''}`]),
+    ];
+    this.note(job, {
+      level: 'warn',
+      message: `space guard removed states ${g.dropped.join(', ') || '(none)'}${more.map((m) => `; ${m}`).join('')}`,
     });
   }
 

@@ -20,7 +20,13 @@ import type { StateRow } from '../catalog.js';
 import { systemClock, type Clock } from '../clock.js';
 import { captureInterval } from '../device/capture.js';
 import { restoreState, type RestoreOptions, type StateSelector } from '../restore.js';
-import { withSpaceGuard } from '../retention/space-guard.js';
+import {
+  guardSpace,
+  mergeGuardReports,
+  minFreeFor,
+  withSpaceGuard,
+  type MinFree,
+} from '../retention/space-guard.js';
 import type { SpaceGuardReport } from '../../../shared/retention.js';
 import { loadStateMap } from '../state-loader.js';
 import { loadVolumeTree } from '../volume/tree-loader.js';
@@ -46,6 +52,11 @@ export interface CacheSnapshotOptions extends CacheSettings {
   onShipped?: (stateId: number, bytes: number) => void;
   /** Devices: blocks read of all (throwing from it cancels the point, as without the cache). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The secondary's space guard threshold: stored in the archive when it is reached (as without
+   * the cache), else its stored one applies. Unused while the point goes to the cache.
+   */
+  minFree?: MinFree;
 }
 
 export interface CacheStatus {
@@ -68,7 +79,7 @@ export interface CacheSnapshotResult {
   /** Collapses made to keep the cache within its limit (reported, never silent). */
   collapsed: CollapseReport[];
   cache: CacheStatus;
-  /** What the secondary's space guard removed around this point (never silent). */
+  /** What the secondary's space guard removed around shipping and this point (never silent). */
   spaceGuard?: SpaceGuardReport;
 }
 
@@ -131,13 +142,16 @@ async function snapshotToSecondary(
     await entry.adopt(archive.manifest);
     // The cache changes below (ship, anchor): one writer at a time there too.
     cacheLock = await ArchiveLock.take(entry.dir);
+    // The archive's own space guard applies as to a snapshot without cache, and before shipping
+    // too: a backlog shipped onto a nearly full secondary makes room by its oldest states first.
+    const minFree = await minFreeFor(archive, options.minFree);
+    const beforeShip = minFree ? await guardSpace(archive, minFree) : null;
     const shipped = await ship(entry, archive, options);
     const clock = options.clock ?? systemClock;
     let changed = false;
     let state: StateRow | undefined;
     let tree: VolumeTree | undefined;
-    // The archive's own space guard (its stored threshold) applies as to a snapshot without cache.
-    const { spaceGuard } = await withSpaceGuard(archive, undefined, async () => {
+    const around = await withSpaceGuard(archive, minFree, async () => {
       if (archive.manifest.primary.kind === 'device') {
         archive.mapCache.mirror = cacheMapOf(entry);
         const result = await captureInterval(archive, {
@@ -149,6 +163,7 @@ async function snapshotToSecondary(
       } else {
         const done = await snapshotOpenVolume(archive, {
           clock,
+          spaceGuard: false,
           ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
         });
         changed = done.result.changed;
@@ -157,6 +172,7 @@ async function snapshotToSecondary(
       }
     });
     await settleCache(entry, archive, tree);
+    const spaceGuard = mergeGuardReports(beforeShip, around.spaceGuard);
     return {
       location: 'secondary',
       changed,
@@ -246,8 +262,10 @@ async function snapshotToCache(
       changed = result.changed;
       if (result.changed) state = result.state;
     } else {
+      // The cache is bounded by its own limit (collapseToFit), not by a space guard.
       const { result } = await snapshotOpenVolume(archive, {
         clock,
+        spaceGuard: false,
         ...(options.useSnapshots === false ? { useSnapshots: false } : {}),
       });
       changed = result.changed;
@@ -344,11 +362,17 @@ export async function cacheStatus(
   return statusOf(CacheEntry.of(settings.cacheDir, archiveDir), settings.limitBytes);
 }
 
-/** `tidemark flush`: ships the cached updates now; the secondary must be there. */
+/**
+ * `tidemark flush`: ships the cached updates now; the secondary must be there. The secondary's
+ * space guard runs around the shipping, as around a snapshot's.
+ */
 export async function flushCache(
   archiveDir: string,
-  settings: CacheSettings & { onShipped?: (stateId: number, bytes: number) => void },
-): Promise<{ shipped: number[]; cache: CacheStatus }> {
+  settings: CacheSettings & {
+    onShipped?: (stateId: number, bytes: number) => void;
+    minFree?: MinFree;
+  },
+): Promise<{ shipped: number[]; cache: CacheStatus; spaceGuard?: SpaceGuardReport }> {
   const entry = CacheEntry.of(settings.cacheDir, archiveDir);
   if (!entry.exists()) return { shipped: [], cache: await statusOf(entry, settings.limitBytes) };
   const availability = await probeSecondary(archiveDir, (await entry.manifest()).archiveId);
@@ -360,9 +384,16 @@ export async function flushCache(
   let cacheLock: ArchiveLock | null = null;
   try {
     cacheLock = await ArchiveLock.take(entry.dir);
-    const shipped = await ship(entry, archive, settings);
+    const guarded =
+      (await entry.pendingIds()).length > 0
+        ? await withSpaceGuard(archive, settings.minFree, () => ship(entry, archive, settings))
+        : { result: [], spaceGuard: null };
     await settleCache(entry, archive);
-    return { shipped, cache: await statusOf(entry, settings.limitBytes) };
+    return {
+      shipped: guarded.result,
+      cache: await statusOf(entry, settings.limitBytes),
+      ...(guarded.spaceGuard ? { spaceGuard: guarded.spaceGuard } : {}),
+    };
   } finally {
     await cacheLock?.release();
     await archive.close();

@@ -2,6 +2,7 @@ import * as fsp from 'node:fs/promises';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { SpaceGuardReport } from '../../../shared/retention.js';
 import type { Archive } from '../archive.js';
+import type { StateRow } from '../catalog.js';
 import { dropStates } from './drop-states.js';
 import { pinnedStates } from './pins.js';
 
@@ -89,8 +90,18 @@ export async function freeSpace(dir: string): Promise<{ free: number; total: num
 }
 
 /**
+ * Room beside an update's blocks that writing it takes (its index, the catalog's journal): an
+ * estimate that must fit in the free space is compared with what is free less this.
+ */
+const WRITE_SLACK = 1 << 20;
+
+/**
  * Drops the oldest states while free space is below `minFree`. Returns null when there is
  * nothing to report (enough space), else what was dropped and whether the threshold was met.
+ *
+ * It never throws because freeing failed for lack of room (the disk is nearly full exactly when
+ * it runs): a collapse writes its result before it deletes anything and a failed write leaves no
+ * partial object, so the archive is as it was; the report says so and the point goes on.
  */
 export async function guardSpace(
   archive: Archive,
@@ -110,37 +121,148 @@ export async function guardSpace(
     dropped: [],
     met: false,
   };
+  const note = (line: string): void => {
+    (report.notes ??= []).push(line);
+  };
   const pins = await pinnedStates(archive.store);
+  // Set once integrating into the base did not fit: it is not tried again in this run.
+  let baseFailed = false;
+  let keptNoted = false;
   for (;;) {
-    const rows = archive.catalog.states();
-    const newest = rows[rows.length - 1];
-    const oldest = rows.find((r) => r !== newest && !pins.has(r.id));
-    if (!oldest) break;
-    await dropStates(archive, new Set([oldest.id]));
-    report.dropped.push(oldest.id);
+    const plan = planDrop(archive.catalog.states(), pins, minFreeBytes - free, free, baseFailed);
+    if ('reason' in plan) {
+      report.reason = plan.reason;
+      break;
+    }
+    if (plan.keptBase && !keptNoted) {
+      keptNoted = true;
+      note(plan.keptBase);
+    }
+    let stop = false;
+    try {
+      await dropStates(archive, new Set(plan.ids), (run) =>
+        report.dropped.push(...run.states.filter((id) => id !== run.into)),
+      );
+    } catch (err) {
+      if (!(err instanceof TidemarkError) || err.code !== 'archive.full') throw err;
+      if (plan.integrates && !baseFailed) {
+        baseFailed = true;
+        note(
+          `integrating state ${plan.ids[0]} into the base ran out of space (${err.message}): the base was left as it was`,
+        );
+      } else {
+        stop = true;
+        report.reason = `removing state(s) ${plan.ids.join(', ')} ran out of space (${err.message}): they were left as they were`;
+      }
+    }
+    report.dropped.sort((a, b) => a - b);
     ({ free } = await measure(archive.dir));
     report.freeAfter = free;
     if (free >= minFreeBytes) {
       report.met = true;
+      delete report.reason;
       break;
     }
+    if (stop) break;
   }
   return report;
 }
 
-/** Both guards around one point, as one report (null: neither had to act). */
+interface DropPlan {
+  /** The states to drop in one `dropStates` call, oldest first. */
+  ids: number[];
+  /** Whether the first of them is the base's state (dropping it rewrites the base). */
+  integrates: boolean;
+  /** Set when the base's state was passed over because integrating it would not fit. */
+  keptBase?: string;
+}
+
+/**
+ * The oldest states to drop next: as many as should free `need` bytes, dropped in one call so
+ * that the base is rewritten once rather than once per state. A state holds alone at most its own
+ * stored bytes and at most what its successor overwrote (about the successor's size); the guard
+ * measures again after each call, so a low estimate costs another round, not a wrong drop.
+ *
+ * Integrating into the base writes a new base (about the old one's size) before the old one goes;
+ * when that does not fit in `free`, the oldest later states go instead: collapsing one into its
+ * successor writes only the two updates' live blocks and frees what it held alone.
+ */
+function planDrop(
+  rows: StateRow[],
+  pins: ReadonlySet<number>,
+  need: number,
+  free: number,
+  baseFailed: boolean,
+): DropPlan | { reason: string } {
+  const newest = rows[rows.length - 1];
+  const base = rows[0];
+  let candidates = rows.filter((r) => r !== newest && !pins.has(r.id));
+  let keptBase: string | undefined;
+  if (base && candidates[0] === base) {
+    const cost = base.storedBytes + WRITE_SLACK;
+    if (baseFailed || cost > free) {
+      candidates = candidates.slice(1);
+      // After a failed integration its own note already says why the base stays.
+      if (!baseFailed)
+        keptBase = `state ${base.id} was kept: integrating it into the base needs about ${mib(cost)} free and there is ${mib(free)}, so the oldest later states went first`;
+      if (candidates.length === 0)
+        return {
+          reason: `only the newest and pinned states and state ${base.id} are left, and integrating state ${base.id} into the base does not fit in the free space`,
+        };
+    }
+  }
+  if (candidates.length === 0) return { reason: 'only the newest and pinned states are left' };
+  const integrates = candidates[0] === base;
+  const ids: number[] = [];
+  let freed = 0;
+  let cost = integrates ? (base as StateRow).storedBytes : 0;
+  // Runs of consecutive states are one collapse each: a state that extends the run before it
+  // adds only its successor's blocks to what that collapse writes, and nothing to a new base
+  // (which stays about the primary's size).
+  let last = -2;
+  let inBaseRun = false;
+  for (const row of candidates) {
+    const at = rows.indexOf(row);
+    const next = rows[at + 1] as StateRow;
+    const extendsRun = at === last + 1;
+    inBaseRun = row === base || (extendsRun && inBaseRun);
+    const writes = inBaseRun
+      ? 0
+      : extendsRun
+        ? next.storedBytes
+        : row.storedBytes + next.storedBytes;
+    if (ids.length > 0 && cost + writes + WRITE_SLACK > free) break;
+    last = at;
+    ids.push(row.id);
+    cost += writes;
+    freed += Math.min(row.storedBytes, next.storedBytes);
+    if (freed >= need) break;
+  }
+  return { ids, integrates, ...(keptBase ? { keptBase } : {}) };
+}
+
+function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/** The guards around one point (and around shipping cached updates), as one report. */
 export function mergeGuardReports(
-  before: SpaceGuardReport | null,
-  after: SpaceGuardReport | null,
+  ...reports: Array<SpaceGuardReport | null>
 ): SpaceGuardReport | null {
-  if (!before) return after;
-  if (!after) return before;
+  const acted = reports.filter((r): r is SpaceGuardReport => r !== null);
+  const first = acted[0];
+  const last = acted[acted.length - 1];
+  if (!first || !last) return null;
+  if (acted.length === 1) return first;
+  const notes = [...new Set(acted.flatMap((r) => r.notes ?? []))];
   return {
-    minFreeBytes: after.minFreeBytes,
-    freeBefore: before.freeBefore,
-    freeAfter: after.freeAfter,
-    dropped: [...before.dropped, ...after.dropped],
-    met: after.met,
+    minFreeBytes: last.minFreeBytes,
+    freeBefore: first.freeBefore,
+    freeAfter: last.freeAfter,
+    dropped: acted.flatMap((r) => r.dropped),
+    met: last.met,
+    ...(last.reason ? { reason: last.reason } : {}),
+    ...(notes.length > 0 ? { notes } : {}),
   };
 }
 
@@ -179,10 +301,10 @@ export async function withSpaceGuard<T>(
 
 /** One line for people: what the guard did and whether it was enough. */
 export function describeSpaceGuard(r: SpaceGuardReport): string {
-  const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
   const what =
     r.dropped.length > 0
       ? `removed the oldest state(s) ${r.dropped.join(', ')}`
       : 'nothing could be removed';
-  return `space guard: free space ${mib(r.freeBefore)} was below ${mib(r.minFreeBytes)}: ${what}; free now ${mib(r.freeAfter)}${r.met ? '' : ' (still below: only the newest and pinned states are left)'}`;
+  const notes = r.notes && r.notes.length > 0 ? `; ${r.notes.join('; ')}` : '';
+  return `space guard: free space ${mib(r.freeBefore)} was below ${mib(r.minFreeBytes)}: ${what}${notes}; free now ${mib(r.freeAfter)}${r.met ? '' : ` (still below: ${r.reason ?? 'only the newest and pinned states are left'})`}`;
 }
