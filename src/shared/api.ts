@@ -264,11 +264,21 @@ export function parseParams<M extends Method>(method: M, params: unknown): Resul
   };
 }
 
+/**
+ * The health of the event stream: 'live'; 'reconnecting' after it dropped (events may be
+ * missed meanwhile); 'lost' when it was closed for good (e.g. the server restarted with a new
+ * token and refuses this page's cookie).
+ */
+export type LiveLink = 'live' | 'reconnecting' | 'lost';
+
 /** One call through whatever carries it (IPC or HTTP). */
 export interface ApiTransport {
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<Response<M>>>;
-  /** Returns a function that unsubscribes. */
-  subscribe(listener: (event: ApiEvent) => void): () => void;
+  /**
+   * Returns a function that unsubscribes. `onLink` hears of changes of the stream's health;
+   * IPC never drops, so the preload bridge never calls it.
+   */
+  subscribe(listener: (event: ApiEvent) => void, onLink?: (link: LiveLink) => void): () => void;
 }
 
 /**

@@ -1,12 +1,12 @@
 // The one module the UI uses to reach the backend (STYLE.md, "One adapter module"): the
 // Electron preload bridge in the desktop app, HTTP + server-sent events under `tidemark serve`.
-import type { ApiEvent, ApiTransport, Method, Params, Response } from '../../shared/api';
+import type { ApiEvent, ApiTransport, LiveLink, Method, Params, Response } from '../../shared/api';
 import type { Result } from '../../shared/errors';
 import { httpTransport } from './http-transport';
 
 export interface Backend {
   call<M extends Method>(method: M, params: Params<M>): Promise<Response<M>>;
-  subscribe(listener: (event: ApiEvent) => void): () => void;
+  subscribe(listener: (event: ApiEvent) => void, onLink?: (link: LiveLink) => void): () => void;
 }
 
 /** An API error, as the services wrote it for people. */
@@ -27,7 +27,7 @@ function unwrap<T>(result: Result<T>): T {
 function backendOver(transport: ApiTransport): Backend {
   return {
     call: async (method, params) => unwrap(await transport.call(method, params)),
-    subscribe: (listener) => transport.subscribe(listener),
+    subscribe: (listener, onLink) => transport.subscribe(listener, onLink),
   };
 }
 
