@@ -83,8 +83,9 @@ export class EngineHost {
         cancelled: false,
       };
       this.pending.set(id, pending);
-      // A call in flight keeps the process alive; an idle engine does not.
-      if (this.pending.size === 1) worker.ref();
+      // A call in flight keeps the process alive; an idle engine does not. Always: the calls
+      // of a crashed worker may still be pending here while this one goes to its successor.
+      worker.ref();
       options.signal?.addEventListener('abort', () => this.cancel(id), { once: true });
       this.post(worker, { kind: 'call', id, method, params });
     });
@@ -165,17 +166,24 @@ export class EngineHost {
   private lost(worker: Worker, why: string): void {
     if (this.worker !== worker) return;
     this.worker = null;
-    const archives = [...new Set([...this.pending.values()].map((p) => p.archive))];
+    // Only the calls the dead worker had: a call made during the cleanup below goes to a new
+    // worker and must not be failed with them.
+    const dead = [...this.pending];
+    const archives = [...new Set(dead.map(([, p]) => p.archive))];
     // The calls fail only once their locks are gone, so that a retry finds the archive free.
-    void releaseDeadLocks(archives).finally(() =>
-      this.failAll((p) =>
-        p.cancelled
-          ? cancelledError()
-          : new TidemarkError('engine.crashed', `the engine stopped during ${p.method}: ${why}`, {
-              retryable: true,
-            }),
-      ),
-    );
+    void releaseDeadLocks(archives).finally(() => {
+      for (const [id, p] of dead) {
+        if (!this.pending.has(id)) continue;
+        this.settle(id);
+        p.reject(
+          p.cancelled
+            ? cancelledError()
+            : new TidemarkError('engine.crashed', `the engine stopped during ${p.method}: ${why}`, {
+                retryable: true,
+              }),
+        );
+      }
+    });
   }
 
   private failAll(error: (p: Pending) => TidemarkError): void {
