@@ -15,7 +15,8 @@ import { VERSION_SWITCH } from '../../shared/api.js';
 import { startApp, type App } from '../index.js';
 import { defaultDataDir } from '../services/data-dir.js';
 import { linuxOnBattery, watchOnBattery, type PowerWatcher } from '../services/power-source.js';
-import { forwardEvents, registerApi } from './ipc.js';
+import { desktopHandlers } from './dialogs.js';
+import { forwardEvents, registerApi, registerDesktopApi } from './ipc.js';
 import { notifyFailures } from './notifications.js';
 import { safeStorageSecrets } from './safe-storage-secrets.js';
 import { createTray } from './tray.js';
@@ -152,6 +153,7 @@ if (!app.requestSingleInstanceLock()) {
       secrets: safeStorageSecrets(app.getPath('userData')),
     });
     registerApi(services.dispatch, trustedSender);
+    registerDesktopApi(desktopHandlers, trustedSender);
     held.power = watchPower(services);
     notifyFailures(services, openWindow);
     held.tray = createTray(services, { open: openWindow, quit: () => app.quit() });

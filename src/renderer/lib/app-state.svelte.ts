@@ -190,6 +190,22 @@ export class AppState {
     }
   }
 
+  /** Whether "Browse…" can open the system's dialog: only in the desktop app. */
+  get canBrowse(): boolean {
+    return this.backend.desktop !== null;
+  }
+
+  /** The path chosen in the system's open dialog, or null if none was; never throws. */
+  async choosePath(kind: 'file' | 'folder', title: string): Promise<string | null> {
+    if (!this.backend.desktop) return null;
+    try {
+      return (await this.backend.desktop.call('dialog.open', { kind, title })).path;
+    } catch (err) {
+      this.fail(err);
+      return null;
+    }
+  }
+
   drives(): Promise<DriveInfo[]> {
     return this.backend.call('drives.list', {});
   }
