@@ -213,6 +213,33 @@ describe('engine host', () => {
     expect(engine.starts).toBe(2);
   });
 
+  it('holds a call made during the crash cleanup until the dead lock is gone', async () => {
+    const dir = tempDir();
+    const image = path.join(dir, 'disk.img');
+    const archive = path.join(dir, 'archive');
+    randomImage(image, 96);
+    const engine = host(true);
+    await engine.call('init', { primary: image, archive });
+    scribble(image, 90 << 20, 100_000);
+    // A snapshot writes, so the dead worker leaves the archive lock behind, naming our pid.
+    const running = engine.call(
+      'snapshot',
+      { archive },
+      { onProgress: () => engine.crashForTest() },
+    );
+    const current = (): unknown => (engine as unknown as { worker: unknown }).worker;
+    while (current() !== null) await new Promise((resolve) => setImmediate(resolve));
+    // Sent at once, it could find that lock (or lose its own to the cleanup) if it started
+    // before the cleanup ended; a new worker usually takes longer to start, hence no failure
+    // without the hold on a quiet machine, but the outcome must be this one either way.
+    const next = engine.call('snapshot', { archive });
+    expect((await rejection(running)).code).toBe('engine.crashed');
+    const outcome = await next;
+    expect(outcome.changed).toBe(true);
+    expect(fs.existsSync(path.join(archive, 'lock'))).toBe(false);
+    expect((await engine.call('states', { archive })).length).toBe(2);
+  });
+
   it('refuses a crash request from a worker that does not allow it', async () => {
     const dir = tempDir();
     const engine = host(false);
