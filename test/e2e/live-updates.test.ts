@@ -1,10 +1,11 @@
 // End to end: the page says when its live updates stop and catches up when they come back.
 // `tidemark serve` is stopped, a job is paused behind its back (as another tool editing the
-// data dir would), and the server comes back on the same port: the banner clears and the page
-// shows the paused job without a reload. A restart with a new token closes the stream for good.
+// data dir would) and the CLI records a state, and the server comes back on the same port: the
+// banner clears and the page shows the paused job and the new state without a reload. A restart with a new token closes the stream for good.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tidemark } from '../helpers/cli.js';
 import { haveChromium, openUiSession, type UiSession } from './ui-session.js';
 
 const TOKEN = 'e2e-live-updates-token-0123456789';
@@ -31,7 +32,8 @@ describe.skipIf(!haveChromium)('live updates in the UI', () => {
     fs.writeFileSync(path.join(tree, 'notes.txt'), 'first\n');
     const page = ui.page;
     await page.goto(`${session.served.url}?token=${TOKEN}`);
-    await ui.createFolderJob(tree, path.join(dir, 'usb', 'documents'));
+    const archive = path.join(dir, 'usb', 'documents');
+    await ui.createFolderJob(tree, archive);
     await ui.button('Start baseline').click();
     await ui.until('the baseline', async () => (await ui.stateCount()) === 1);
     await ui.button('Pause').waitFor();
@@ -47,12 +49,17 @@ describe.skipIf(!haveChromium)('live updates in the UI', () => {
     };
     for (const job of jobs.jobs) job.paused = true;
     fs.writeFileSync(jobsFile, JSON.stringify(jobs));
+    // And a new state, recorded by the CLI while no server runs.
+    fs.writeFileSync(path.join(tree, 'notes.txt'), 'second\n');
+    const snap = tidemark('snapshot', archive);
+    expect(snap.code, snap.stderr).toBe(0);
     await ui.screenshot('reconnecting');
 
     await start();
     await reconnecting.waitFor({ state: 'detached' });
     await ui.button('Resume').waitFor();
-    expect(await ui.stateCount()).toBe(1);
+    // The open job's states were fetched again: the timeline has the CLI's state.
+    await ui.until('the state made meanwhile', async () => (await ui.stateCount()) === 2);
     await ui.expectNoErrors();
     await ui.screenshot('caught-up');
 
