@@ -4,9 +4,13 @@
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import {
   IPC_CALL,
+  IPC_DESKTOP_CALL,
   IPC_EVENT,
   VERSION_SWITCH,
   type ApiEvent,
+  type DesktopMethod,
+  type DesktopParams,
+  type DesktopResponse,
   type Method,
   type Params,
   type Response,
@@ -24,6 +28,14 @@ const bridge: TidemarkBridge = Object.freeze({
   // The main process validates the parameters and checks the sender; this only forwards.
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<Response<M>>> {
     return ipcRenderer.invoke(IPC_CALL, method, params) as Promise<Result<Response<M>>>;
+  },
+  desktop<M extends DesktopMethod>(
+    method: M,
+    params: DesktopParams<M>,
+  ): Promise<Result<DesktopResponse<M>>> {
+    return ipcRenderer.invoke(IPC_DESKTOP_CALL, method, params) as Promise<
+      Result<DesktopResponse<M>>
+    >;
   },
   subscribe(listener: (event: ApiEvent) => void): () => void {
     const handler = (_event: IpcRendererEvent, payload: ApiEvent): void => listener(payload);

@@ -247,14 +247,54 @@ export type ApiEvent =
   /** Worth a notification though nothing failed (the local cache full: states collapsed). */
   | { type: 'notice'; jobId: string; level: 'info' | 'warn'; message: string };
 
+/**
+ * Requests only the desktop app answers, in its Electron glue (the headless server has no
+ * native dialogs): the renderer offers them only when `window.tidemark` exists.
+ */
+export const desktopRequestSchemas = {
+  /** The system's open dialog, over the Tidemark window. */
+  'dialog.open': z.object({
+    kind: z.enum(['file', 'folder']),
+    title: z.string().trim().min(1).max(200),
+  }),
+} as const;
+
+export interface DesktopResponseTypes {
+  /** null when the person closed the dialog without choosing. */
+  'dialog.open': { path: string | null };
+}
+
+export type DesktopMethod = keyof typeof desktopRequestSchemas;
+export type DesktopParams<M extends DesktopMethod> = z.input<(typeof desktopRequestSchemas)[M]>;
+export type DesktopParsedParams<M extends DesktopMethod> = z.output<
+  (typeof desktopRequestSchemas)[M]
+>;
+export type DesktopResponse<M extends DesktopMethod> = DesktopResponseTypes[M];
+
+export function isDesktopMethod(value: unknown): value is DesktopMethod {
+  return typeof value === 'string' && Object.hasOwn(desktopRequestSchemas, value);
+}
+
 export function isMethod(value: unknown): value is Method {
   return typeof value === 'string' && Object.hasOwn(requestSchemas, value);
 }
 
 /** Checks untrusted parameters; a failure reads as one line for people. */
 export function parseParams<M extends Method>(method: M, params: unknown): Result<ParsedParams<M>> {
-  const parsed = requestSchemas[method].safeParse(params ?? {});
-  if (parsed.success) return { ok: true, value: parsed.data as ParsedParams<M> };
+  return parseWith(requestSchemas[method], method, params) as Result<ParsedParams<M>>;
+}
+
+/** parseParams for the desktop-only requests. */
+export function parseDesktopParams<M extends DesktopMethod>(
+  method: M,
+  params: unknown,
+): Result<DesktopParsedParams<M>> {
+  return parseWith(desktopRequestSchemas[method], method, params) as Result<DesktopParsedParams<M>>;
+}
+
+function parseWith(schema: z.ZodType, method: string, params: unknown): Result<unknown> {
+  const parsed = schema.safeParse(params ?? {});
+  if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? ` ${issue.path.join('.')}` : '';
   return {
@@ -268,11 +308,21 @@ export function parseParams<M extends Method>(method: M, params: unknown): Resul
   };
 }
 
+/**
+ * The health of the event stream: 'live'; 'reconnecting' after it dropped (events may be
+ * missed meanwhile); 'lost' when it was closed for good (e.g. the server restarted with a new
+ * token and refuses this page's cookie).
+ */
+export type LiveLink = 'live' | 'reconnecting' | 'lost';
+
 /** One call through whatever carries it (IPC or HTTP). */
 export interface ApiTransport {
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<Response<M>>>;
-  /** Returns a function that unsubscribes. */
-  subscribe(listener: (event: ApiEvent) => void): () => void;
+  /**
+   * Returns a function that unsubscribes. `onLink` hears of changes of the stream's health;
+   * IPC never drops, so the preload bridge never calls it.
+   */
+  subscribe(listener: (event: ApiEvent) => void, onLink?: (link: LiveLink) => void): () => void;
 }
 
 /**
@@ -282,10 +332,16 @@ export interface ApiTransport {
 export interface TidemarkBridge extends ApiTransport {
   /** The app version (package.json "version"), as reported by the main process. */
   readonly version: string;
+  /** A desktop-only request (desktopRequestSchemas), answered by the Electron glue. */
+  desktop<M extends DesktopMethod>(
+    method: M,
+    params: DesktopParams<M>,
+  ): Promise<Result<DesktopResponse<M>>>;
 }
 
-/** The IPC channels the preload bridge uses (one for calls, one for events). */
+/** The IPC channels the preload bridge uses (calls, desktop-only calls, events). */
 export const IPC_CALL = 'tidemark:call';
+export const IPC_DESKTOP_CALL = 'tidemark:desktop';
 export const IPC_EVENT = 'tidemark:event';
 
 /**

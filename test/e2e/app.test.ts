@@ -47,6 +47,8 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await ui.screenshot('empty');
 
     await ui.createJob(image, archive);
+    // The headless server has no native dialog to offer: no "Browse…" next to the paths.
+    expect(await page.getByRole('button', { name: /^Browse for/ }).count()).toBe(0);
     await ui.screenshot('new-job');
     await ui.button('Start baseline').click();
     await page.getByRole('progressbar', { name: 'Recording the baseline progress' }).waitFor();
@@ -99,6 +101,7 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     await wizard.getByRole('radio', { name: /To a new file/ }).check();
     // An existing file is refused at the check step, before anything is written.
     await wizard.getByLabel('Restore to (a new file, or a folder)').fill(image);
+    expect(await wizard.getByRole('button', { name: /^Browse for/ }).count()).toBe(0);
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByText(`${image} exists: choose a new name (nothing is overwritten)`).waitFor();
     expect(await wizard.getByRole('button', { name: 'Restore now' }).isDisabled()).toBe(true);

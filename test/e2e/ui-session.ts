@@ -17,6 +17,13 @@ export interface UiSession {
   ui: TidemarkPage;
   /** Script errors and console errors of the page, in order. */
   consoleErrors: string[];
+  /**
+   * Stops `tidemark serve` and starts it again on the same port and data dir (the session
+   * cookie names the port), with `token` or the same token; `served` then is the new one.
+   */
+  restartServe(token?: string): Promise<void>;
+  /** Stops `tidemark serve` and returns the function that starts it again. */
+  stopServe(): Promise<(token?: string) => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -37,8 +44,14 @@ export async function openUiSession(options: {
     await served?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
+  const serveArgs = (token: string): string[] => [
+    '--token',
+    token,
+    '--data-dir',
+    path.join(dir, 'data'),
+  ];
   try {
-    served = await startServe(['--token', options.token, '--data-dir', path.join(dir, 'data')]);
+    served = await startServe(serveArgs(options.token));
     context = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
       executablePath: CHROMIUM,
       args: [
@@ -61,7 +74,28 @@ export async function openUiSession(options: {
     page.on('console', (msg) => {
       if (msg.type() === 'error') consoleErrors.push(msg.text());
     });
-    return { dir, served, ui: new TidemarkPage(page, shots), consoleErrors, close };
+    const session: UiSession = {
+      dir,
+      served,
+      ui: new TidemarkPage(page, shots),
+      consoleErrors,
+      close,
+      async stopServe() {
+        const port = session.served.port;
+        await session.served.stop();
+        served = undefined;
+        return async (token = options.token) => {
+          served = await startServe([...serveArgs(token), '--port', String(port)]);
+          session.served = served;
+        };
+      },
+      async restartServe(token) {
+        await (
+          await session.stopServe()
+        )(token);
+      },
+    };
+    return session;
   } catch (err) {
     await close();
     throw err;

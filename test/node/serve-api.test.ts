@@ -109,6 +109,17 @@ describe('tidemark serve', () => {
     expect((await call('jobs.list', auth, '{oops')).status).toBe(400);
   });
 
+  it('has no native dialog: the desktop-only dialog.open is an unknown method here', async () => {
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const r = JSON.parse(
+      (await call('dialog.open', auth, '{"kind": "folder", "title": "Archive folder"}')).body,
+    );
+    expect(r).toEqual({
+      ok: false,
+      error: { code: 'usage', message: 'unknown method dialog.open', retryable: false },
+    });
+  });
+
   it('streams job events to an authenticated client', async () => {
     const auth = { Authorization: `Bearer ${TOKEN}` };
     const jobs = JSON.parse((await call('jobs.list', auth)).body).value as {

@@ -60,7 +60,7 @@ describe('tray', () => {
       ),
     ];
     expect(trayTooltip(jobs, now)).toBe(
-      'Last consistent state: 12:08 (2 h ago)\nlaptop: Backup disk not connected\nnas: the backup disk is full',
+      'Last consistent state: 12:08 (2 h ago)\nlaptop: Backup disk not connected\nnas: no consistent state yet\nnas: the backup disk is full',
     );
   });
 
@@ -74,11 +74,39 @@ describe('tray', () => {
   });
 
   it('picks the most urgent colour', () => {
-    expect(trayStatus([job({})])).toBe('ok');
-    expect(trayStatus([job({}), job({ status: 'secondary-missing' })])).toBe('secondary-missing');
-    expect(trayStatus([job({ status: 'running' }), job({ status: 'secondary-missing' })])).toBe(
-      'running',
+    const now = new Date(2026, 10, 26, 14, 8);
+    expect(trayStatus([job({})], now)).toBe('ok');
+    expect(trayStatus([job({}), job({ status: 'secondary-missing' })], now)).toBe(
+      'secondary-missing',
     );
-    expect(trayStatus([job({ status: 'running' }), job({ status: 'error' })])).toBe('error');
+    expect(
+      trayStatus([job({ status: 'running' }), job({ status: 'secondary-missing' })], now),
+    ).toBe('running');
+    expect(trayStatus([job({ status: 'running' }), job({ status: 'error' })], now)).toBe('error');
+  });
+
+  it('speaks of the job furthest behind, not the newest, and colours a late job', () => {
+    const now = new Date(2026, 10, 26, 14, 8);
+    // DEFAULT_SCHEDULE snapshots hourly: 2 min and 5 h old.
+    const fresh = job({ lastConsistent: state(new Date(2026, 10, 26, 14, 6).toISOString()) });
+    const stale = job(
+      { lastConsistent: state(new Date(2026, 10, 26, 9, 8).toISOString()) },
+      'photos',
+    );
+    for (const jobs of [
+      [fresh, stale],
+      [stale, fresh],
+    ]) {
+      expect(trayTooltip(jobs, now)).toBe(
+        'Last consistent state: 09:08 (5 h ago)\nphotos, the furthest behind of 2 jobs',
+      );
+      expect(trayStatus(jobs, now)).toBe('error');
+    }
+    expect(trayStatus([fresh], now)).toBe('ok');
+    // Paused by the user: old on purpose, not an alarm.
+    const paused = { ...stale, config: { ...stale.config, paused: true } };
+    expect(trayStatus([fresh, paused], now)).toBe('ok');
+    // A running job is busy, but the late one still needs attention.
+    expect(trayStatus([{ ...fresh, status: 'running' }, stale], now)).toBe('error');
   });
 });

@@ -14,7 +14,9 @@ import {
 import { VERSION_SWITCH } from '../../shared/api.js';
 import { startApp, type App } from '../index.js';
 import { defaultDataDir } from '../services/data-dir.js';
-import { forwardEvents, registerApi } from './ipc.js';
+import { linuxOnBattery, watchOnBattery, type PowerWatcher } from '../services/power-source.js';
+import { desktopHandlers } from './dialogs.js';
+import { forwardEvents, registerApi, registerDesktopApi } from './ipc.js';
 import { notifyFailures } from './notifications.js';
 import { safeStorageSecrets } from './safe-storage-secrets.js';
 import { createTray } from './tray.js';
@@ -36,7 +38,7 @@ app.setPath('userData', defaultDataDir());
 let services: App | null = null;
 let mainWindow: BrowserWindow | null = null;
 // Held here so that the tray is not garbage-collected (and vanishes) while the app runs.
-const held: { tray?: Tray } = {};
+const held: { tray?: Tray; power?: PowerWatcher } = {};
 let quitting = false;
 
 /** No popups, no navigation away from the app, no <webview>: for every web contents. */
@@ -109,13 +111,23 @@ function openWindow(): void {
   mainWindow.focus();
 }
 
-function watchPower(services: App): void {
+/**
+ * powerMonitor's 'on-battery' / 'on-ac' events come only on macOS and Windows ('on-ac' never on
+ * Linux), so both sources are polled and the events only make the next look happen sooner.
+ */
+function watchPower(services: App): PowerWatcher {
   const { scheduler } = services;
-  scheduler.setOnBattery(powerMonitor.isOnBatteryPower());
-  powerMonitor.on('on-battery', () => scheduler.setOnBattery(true));
-  powerMonitor.on('on-ac', () => scheduler.setOnBattery(false));
-  // After sleep a backup disk may have come or gone.
-  powerMonitor.on('resume', () => scheduler.drivesChanged());
+  const read = async (): Promise<boolean> =>
+    powerMonitor.isOnBatteryPower() || (process.platform === 'linux' && (await linuxOnBattery()));
+  const watcher = watchOnBattery(read, (onBattery) => scheduler.setOnBattery(onBattery));
+  powerMonitor.on('on-battery', () => void watcher.poll());
+  powerMonitor.on('on-ac', () => void watcher.poll());
+  powerMonitor.on('resume', () => {
+    void watcher.poll();
+    // After sleep a backup disk may have come or gone.
+    scheduler.drivesChanged();
+  });
+  return watcher;
 }
 
 if (!app.requestSingleInstanceLock()) {
@@ -129,6 +141,7 @@ if (!app.requestSingleInstanceLock()) {
     quitting = true;
   });
   app.on('will-quit', () => {
+    held.power?.stop();
     void services?.close();
   });
 
@@ -140,7 +153,8 @@ if (!app.requestSingleInstanceLock()) {
       secrets: safeStorageSecrets(app.getPath('userData')),
     });
     registerApi(services.dispatch, trustedSender);
-    watchPower(services);
+    registerDesktopApi(desktopHandlers, trustedSender);
+    held.power = watchPower(services);
     notifyFailures(services, openWindow);
     held.tray = createTray(services, { open: openWindow, quit: () => app.quit() });
     openWindow();

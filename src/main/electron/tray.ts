@@ -17,8 +17,9 @@ export function createTray(app: App, actions: TrayActions): Tray {
     const jobs = app.jobs.list();
     const pausedUntil = app.settings.current().pausedUntil;
     const paused = pausedUntil !== null && new Date(pausedUntil).getTime() > Date.now();
-    tray.setImage(trayIcon(trayStatus(jobs)));
-    tray.setToolTip(trayTooltip(jobs, new Date()));
+    const now = new Date();
+    tray.setImage(trayIcon(trayStatus(jobs, now)));
+    tray.setToolTip(trayTooltip(jobs, now));
     tray.setContextMenu(
       Menu.buildFromTemplate([
         {

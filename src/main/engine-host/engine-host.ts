@@ -53,6 +53,11 @@ export class EngineHost {
   private readonly pending = new Map<number, Pending>();
   private readonly options: Required<Omit<EngineHostOptions, 'workerUrl'>> & { workerUrl: URL };
   private closed = false;
+  /**
+   * Set while a dead worker's locks are being removed: new calls wait for it, or they would
+   * find the dead lock (which names our pid, so looks alive) or have their own lock removed.
+   */
+  private recovering: Promise<void> | null = null;
   /** How many workers have been started (1 + restarts), for logs and tests. */
   starts = 0;
 
@@ -83,10 +88,22 @@ export class EngineHost {
         cancelled: false,
       };
       this.pending.set(id, pending);
-      // A call in flight keeps the process alive; an idle engine does not.
-      if (this.pending.size === 1) worker.ref();
+      // A call in flight keeps the process alive; an idle engine does not. Always: the calls
+      // of a crashed worker may still be pending here while this one goes to its successor.
+      worker.ref();
       options.signal?.addEventListener('abort', () => this.cancel(id), { once: true });
-      this.post(worker, { kind: 'call', id, method, params });
+      const send = (): void => {
+        // Held during a crash cleanup: meanwhile closed, or cancelled before it started.
+        if (!this.pending.has(id)) return;
+        if (pending.cancelled) {
+          this.settle(id);
+          reject(cancelledError());
+          return;
+        }
+        this.post(worker, { kind: 'call', id, method, params });
+      };
+      if (this.recovering) void this.recovering.then(send);
+      else send();
     });
   }
 
@@ -165,17 +182,34 @@ export class EngineHost {
   private lost(worker: Worker, why: string): void {
     if (this.worker !== worker) return;
     this.worker = null;
-    const archives = [...new Set([...this.pending.values()].map((p) => p.archive))];
+    // Only the calls the dead worker had: a call made during the cleanup below goes to a new
+    // worker and must not be failed with them.
+    const dead = [...this.pending];
+    const archives = [...new Set(dead.map(([, p]) => p.archive))];
     // The calls fail only once their locks are gone, so that a retry finds the archive free.
-    void releaseDeadLocks(archives).finally(() =>
-      this.failAll((p) =>
-        p.cancelled
-          ? cancelledError()
-          : new TidemarkError('engine.crashed', `the engine stopped during ${p.method}: ${why}`, {
-              retryable: true,
-            }),
-      ),
-    );
+    // After any earlier cleanup still running (a worker that died right after its start).
+    const previous = this.recovering ?? Promise.resolve();
+    const recovering: Promise<void> = previous
+      .then(() => releaseDeadLocks(archives))
+      .finally(() => {
+        if (this.recovering === recovering) this.recovering = null;
+        for (const [id, p] of dead) {
+          if (!this.pending.has(id)) continue;
+          this.settle(id);
+          p.reject(
+            p.cancelled
+              ? cancelledError()
+              : new TidemarkError(
+                  'engine.crashed',
+                  `the engine stopped during ${p.method}: ${why}`,
+                  {
+                    retryable: true,
+                  },
+                ),
+          );
+        }
+      });
+    this.recovering = recovering;
   }
 
   private failAll(error: (p: Pending) => TidemarkError): void {

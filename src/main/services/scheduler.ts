@@ -34,7 +34,7 @@ export class Scheduler {
     this.timer = null;
   }
 
-  /** From Electron's powerMonitor ('on-battery' / 'on-ac'). */
+  /** From the desktop shell's power watcher (powerMonitor, and sysfs on Linux). */
   setOnBattery(onBattery: boolean): void {
     this.onBattery = onBattery;
     void this.tick();

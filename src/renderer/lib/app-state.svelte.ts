@@ -5,6 +5,7 @@ import type {
   ApiEvent,
   ChoiceCheck,
   DriveInfo,
+  LiveLink,
   Params,
   RestorePlan,
   RestoreWhat,
@@ -34,6 +35,8 @@ export class AppState {
   /** The last thing that went wrong, written for people; shown in a banner. */
   error = $state<string | null>(null);
   loaded = $state(false);
+  /** Whether pushed changes still arrive; anything but 'live' means what is shown may be old. */
+  link = $state<LiveLink>('live');
   /** App-wide settings (the default cache limit); null until loaded. */
   settings = $state<Settings | null>(null);
   /** Ticks every 30 s so that ages ("3 min ago") stay true. */
@@ -47,7 +50,10 @@ export class AppState {
   constructor(private readonly backend: Backend) {}
 
   async start(): Promise<void> {
-    this.backend.subscribe((event) => this.apply(event));
+    this.backend.subscribe(
+      (event) => this.apply(event),
+      (link) => this.linkChanged(link),
+    );
     setInterval(() => this.now.setTime(Date.now()), 30_000);
     try {
       this.jobs = await this.backend.call('jobs.list', {});
@@ -59,6 +65,24 @@ export class AppState {
       this.fail(err);
     }
     this.loaded = true;
+  }
+
+  private linkChanged(link: LiveLink): void {
+    const missed = this.link !== 'live' && link === 'live';
+    this.link = link;
+    // Events sent while the stream was down are gone: ask again for what they would have said.
+    if (missed && this.loaded) void this.refresh();
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      this.jobs = await this.backend.call('jobs.list', {});
+      this.settings = await this.backend.call('settings.get', {});
+      const open = this.currentJob;
+      if (open) await this.loadStates(open.config.id);
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   show(screen: Screen): void {
@@ -173,6 +197,22 @@ export class AppState {
     if (await this.attempt(() => this.backend.call('jobs.remove', { id }))) {
       this.jobs = this.jobs.filter((j) => j.config.id !== id);
       this.show({ name: 'status' });
+    }
+  }
+
+  /** Whether "Browse…" can open the system's dialog: only in the desktop app. */
+  get canBrowse(): boolean {
+    return this.backend.desktop !== null;
+  }
+
+  /** The path chosen in the system's open dialog, or null if none was; never throws. */
+  async choosePath(kind: 'file' | 'folder', title: string): Promise<string | null> {
+    if (!this.backend.desktop) return null;
+    try {
+      return (await this.backend.desktop.call('dialog.open', { kind, title })).path;
+    } catch (err) {
+      this.fail(err);
+      return null;
     }
   }
 

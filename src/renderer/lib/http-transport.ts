@@ -22,10 +22,14 @@ export function httpTransport(): ApiTransport {
       if (!res.ok) return failure(`The server answered ${res.status}: ${await res.text()}`);
       return (await res.json()) as Result<never>;
     },
-    subscribe(listener) {
-      // EventSource reconnects by itself after a dropped connection.
+    subscribe(listener, onLink) {
+      // EventSource reconnects by itself after a dropped connection, but gives up for good on
+      // an HTTP error (a 401 once the server's token changed): readyState then says CLOSED.
       const source = new EventSource('/api/events');
       source.onmessage = (message) => listener(JSON.parse(message.data as string) as ApiEvent);
+      source.onopen = () => onLink?.('live');
+      source.onerror = () =>
+        onLink?.(source.readyState === EventSource.CLOSED ? 'lost' : 'reconnecting');
       return () => source.close();
     },
   };
