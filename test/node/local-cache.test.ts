@@ -257,6 +257,8 @@ describe('local update cache (volume)', () => {
     fs.writeFileSync(path.join(tree, 'big.bin'), Buffer.alloc(300_000, 9));
     // Unchanged while the archive is away: its blocks are on the secondary only.
     fs.writeFileSync(path.join(tree, 'keep.bin'), randomBytes(200_000));
+    // Big, and changed a little while away: the cache stores the changed blocks, not the file.
+    fs.writeFileSync(path.join(tree, 'vm.img'), randomBytes(8 << 20));
     expect(tidemark('init', tree, arch).code).toBe(0);
     const digests = [treeDigest(tree)];
     expect(snapshot(arch, '--cache-dir', cache).changed).toBe(false);
@@ -266,8 +268,12 @@ describe('local update cache (volume)', () => {
       fs.writeFileSync(path.join(tree, 'docs', 'a.txt'), `version ${k}`);
       fs.writeFileSync(path.join(tree, `new-${k}.txt`), `added in ${k}`.repeat(k * 100));
       if (k === 2) fs.rmSync(path.join(tree, 'big.bin'));
+      const vm = fs.openSync(path.join(tree, 'vm.img'), 'r+');
+      fs.writeSync(vm, randomBytes(5000), 0, 5000, k * 1_000_000);
+      fs.closeSync(vm);
       const r = snapshot(arch);
       expect(r.location).toBe('cache');
+      expect(r.state?.storedBytes, `state ${k}`).toBeLessThan(1 << 20);
       expect(r.state?.id).toBe(k);
       times.set(k, r.state!.time);
       digests.push(treeDigest(tree));

@@ -31,6 +31,7 @@ import type { SpaceGuardReport } from '../../../shared/retention.js';
 import { loadStateMap } from '../state-loader.js';
 import { loadVolumeTree } from '../volume/tree-loader.js';
 import { restoreVolumeState, type VolumeRestoreOptions } from '../volume/restore-volume.js';
+import { loadScanHashes, saveScanHashes, SCAN_HASHES_NAME } from '../volume/scan-hash-cache.js';
 import type { VolumeTree } from '../volume/volume-tree.js';
 import { snapshotOpenVolume, volumeStateInfo } from '../volume-engine.js';
 import { cacheMapOf, writeDeviceAnchor, writeVolumeAnchor } from './cache-anchor.js';
@@ -236,8 +237,17 @@ async function settleCache(entry: CacheEntry, archive: Archive, tree?: VolumeTre
   }
   if (ids.length === 1 && ids[0] === latest.id) return;
   const full = tree ?? (await loadVolumeTree(archive, latest.id));
+  if (!tree) loadScanHashes(path.join(archive.dir, SCAN_HASHES_NAME), full);
   await entry.resetUpdates();
   await writeVolumeAnchor(entry, manifest, latest, full);
+  // With the secondary's scan hashes, a point into the cache reads only the changed blocks of a
+  // big file that changed, and stores only those: the others are on the secondary, where the
+  // update is shipped. Without them it would store the whole file again. Best effort: a cache.
+  try {
+    saveScanHashes(path.join(entry.dir, SCAN_HASHES_NAME), full);
+  } catch {
+    // The next cached point reads big files whole, and stores them whole.
+  }
 }
 
 async function snapshotToCache(
