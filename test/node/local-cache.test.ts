@@ -25,7 +25,7 @@ interface SnapshotJson {
   shipped: number[];
   unavailable?: string;
   collapsed: Array<{ from: number; to: number; removedStates: number[] }>;
-  cache: { pending: number; bytes: number; limitBytes: number };
+  cache: { pending: number; bytes: number; limitBytes: number; overheadBytes: number };
 }
 
 const BLOCK = 16384;
@@ -274,6 +274,9 @@ describe('local update cache (volume)', () => {
       const r = snapshot(arch);
       expect(r.location).toBe('cache');
       expect(r.state?.storedBytes, `state ${k}`).toBeLessThan(1 << 20);
+      // The anchor (the secondary's last state: every entry) is reported, outside the limit.
+      expect(r.cache.overheadBytes).toBeGreaterThan(0);
+      expect(r.cache.bytes).toBeGreaterThan(0);
       expect(r.state?.id).toBe(k);
       times.set(k, r.state!.time);
       digests.push(treeDigest(tree));

@@ -304,7 +304,7 @@ function describeSnapshot(r: CacheSnapshotResult, secondaries?: SecondaryStatus[
     );
   if (r.cache.pending > 0)
     lines.push(
-      `cache: ${r.cache.pending} update(s) waiting, ${formatBytes(r.cache.bytes)} of ${formatBytes(r.cache.limitBytes)} (${r.cache.dir})`,
+      `cache: ${r.cache.pending} update(s) waiting, ${formatBytes(r.cache.bytes)} of ${formatBytes(r.cache.limitBytes)}, plus ${formatBytes(r.cache.overheadBytes)} for the secondary's last state and indexes (${r.cache.dir})`,
     );
   return lines;
 }

@@ -121,6 +121,26 @@ export class CacheEntry {
     return total;
   }
 
+  /**
+   * Bytes the cache takes besides its cached updates: the anchor (the secondary's last state,
+   * entries or block map), the block map's copy, the catalog and the scan hashes. Outside the
+   * limit (it does not grow with the updates cached), but on the same disk, so it is reported.
+   */
+  async overheadBytes(): Promise<number> {
+    const pending = new Set((await this.pending()).map((u) => path.join(this.dir, u.name)));
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const d of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const p = path.join(dir, d.name);
+        if (d.isDirectory()) await walk(p);
+        else if (d.isFile() && !pending.has(p))
+          total += (await fsp.stat(p).catch(() => ({ size: 0 }))).size;
+      }
+    };
+    await walk(this.dir);
+    return total;
+  }
+
   /** Forgets every update and the catalog (the manifest, map and secondary view stay). */
   async resetUpdates(): Promise<void> {
     await fsp.rm(path.join(this.dir, UPDATE_PREFIX), { recursive: true, force: true });

@@ -66,6 +66,8 @@ export interface CacheStatus {
   pending: number;
   bytes: number;
   limitBytes: number;
+  /** What the cache holds besides the updates (the secondary's last state, indexes): not limited. */
+  overheadBytes: number;
 }
 
 export interface CacheSnapshotResult {
@@ -337,6 +339,7 @@ async function statusOf(entry: CacheEntry, limitBytes: number): Promise<CacheSta
     pending: (await entry.pendingIds()).length,
     bytes: await entry.pendingBytes(),
     limitBytes,
+    overheadBytes: await entry.overheadBytes(),
   };
 }
 
