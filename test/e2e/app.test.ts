@@ -170,8 +170,27 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     expect(await page.getByLabel('Quiet hours start').inputValue()).toBe('22');
     await ui.screenshot('schedule');
 
-    // Removing the job forgets it; the archive stays on the backup disk.
     await ui.button('Cancel').click();
+
+    // A snapshot that fails says why in one line on the card, and the job needs attention; the
+    // next good one clears it.
+    const manifest = path.join(dir, 'backup', 'tidemark', 'tidemark.json');
+    const good = fs.readFileSync(manifest);
+    fs.writeFileSync(manifest, '{ damaged');
+    await ui.button('Snapshot now').click();
+    await page.getByText('Needs attention', { exact: true }).waitFor();
+    const alert = page.locator('p.error[role="alert"]');
+    await alert.waitFor();
+    const message = (await alert.textContent()) ?? '';
+    expect(message).toMatch(/tidemark\.json/);
+    expect(message).not.toMatch(/\n|\bat .*\.js:\d+/);
+    await ui.screenshot('job-error');
+    fs.writeFileSync(manifest, good);
+    await ui.button('Snapshot now').click();
+    await page.getByText('Protected', { exact: true }).waitFor();
+    expect(await alert.count()).toBe(0);
+
+    // Removing the job forgets it; the archive stays on the backup disk.
     await ui.button('Remove job').click();
     await ui.screenshot('remove-job');
     await ui.button('Remove the job').click();
