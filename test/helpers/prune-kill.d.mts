@@ -1,5 +1,6 @@
 import type { Timeline } from './kill-at.mjs';
 
+export const KEEP_NEWEST_ONLY: string[];
 export const DROP_ALL_BUT_PINNED: string[];
 
 export interface PruneBuild {

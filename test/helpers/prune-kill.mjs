@@ -9,10 +9,8 @@ import { runAndKill } from './kill-at.mjs';
 
 const MIB = 1 << 20;
 
-/** Policy that drops every state but the newest and the pinned ones, whatever their age. */
-export const DROP_ALL_BUT_PINNED = [
-  '--now',
-  '2040-01-01T00:00:00Z',
+/** Retention flags that keep nothing by age: only the newest and the pinned states stay. */
+export const KEEP_NEWEST_ONLY = [
   '--keep-within',
   '1s',
   '--keep-hourly',
@@ -22,6 +20,9 @@ export const DROP_ALL_BUT_PINNED = [
   '--keep-weekly',
   '0',
 ];
+
+/** Policy that drops every state but the newest and the pinned ones, whatever their age. */
+export const DROP_ALL_BUT_PINNED = ['--now', '2040-01-01T00:00:00Z', ...KEEP_NEWEST_ONLY];
 
 function sha256(file) {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** Deterministic pseudo-random numbers (xorshift32), so failures reproduce. */
 export function prng(seed: number): (n: number) => number {
@@ -96,4 +97,21 @@ export function treeDifferences(expected: Map<string, Seen>, actual: Map<string,
   }
   for (const p of actual.keys()) if (!expected.has(p)) diffs.push(`extra ${p}`);
   return diffs;
+}
+
+/** Relative path → content sha256 (files) or 'dir', for comparing folder trees. */
+export function treeDigest(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const rel = path.relative(root, p);
+      if (e.isDirectory()) {
+        out[rel] = 'dir';
+        walk(p);
+      } else out[rel] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    }
+  };
+  walk(root);
+  return out;
 }

@@ -5,7 +5,7 @@
  * is full (reported), kill -9 while shipping, and `states --json` locations.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { storeMinFree } from '../../src/main/engine/retention/space-guard.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
+import { treeDigest } from '../helpers/tree.js';
 
 type Located = StateInfo & { location: 'secondary' | 'cache' | 'both' };
 interface SnapshotJson {
@@ -75,23 +76,6 @@ function restoredSha(arch: string, state: number, work: string): string {
   const sum = sha256(target);
   fs.rmSync(target);
   return sum;
-}
-
-/** Relative path → content sha (files) or kind, for comparing folder trees. */
-function treeDigest(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      const rel = path.relative(root, p);
-      if (e.isDirectory()) {
-        out[rel] = 'dir';
-        walk(p);
-      } else out[rel] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(root);
-  return out;
 }
 
 function expectAllStatesBack(arch: string, times: Map<number, string>, count: number): void {

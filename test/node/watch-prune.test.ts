@@ -6,7 +6,6 @@
  * as `prune` refuses them.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,19 +13,9 @@ import type { PruneReport } from '../../src/shared/retention.js';
 import type { StateInfo } from '../../src/shared/states.js';
 import { CLI, tidemark, tidemarkJson } from '../helpers/cli.js';
 import { sha256, tempDir } from '../helpers/tmp.js';
+import { KEEP_NEWEST_ONLY } from '../helpers/prune-kill.mjs';
+import { treeDigest } from '../helpers/tree.js';
 import { sleep, WatchProcess } from '../helpers/watch.js';
-
-// Every state older than a second goes, but for the newest one.
-const TIGHT = [
-  '--keep-within',
-  '1s',
-  '--keep-hourly',
-  '0',
-  '--keep-daily',
-  '0',
-  '--keep-weekly',
-  '0',
-];
 
 beforeEach(() => {
   process.env.TIDEMARK_DATA_DIR = tempDir('tidemark-data-');
@@ -34,22 +23,6 @@ beforeEach(() => {
 afterEach(() => {
   delete process.env.TIDEMARK_DATA_DIR;
 });
-
-function treeDigest(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      const rel = path.relative(root, p);
-      if (e.isDirectory()) {
-        out[rel] = 'dir';
-        walk(p);
-      } else out[rel] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(root);
-  return out;
-}
 
 interface PointLine {
   changed: boolean;
@@ -68,7 +41,7 @@ describe('tidemark watch with retention (folder)', () => {
     fs.writeFileSync(path.join(tree, 'big.bin'), Buffer.alloc(300_000, 7));
     expect(tidemark('init', tree, arch, '--no-btrfs-snapshot').code).toBe(0);
     fs.cpSync(tree, path.join(copies, '0'), { recursive: true });
-    const w = new WatchProcess(arch, '300ms', ['--no-btrfs-snapshot', ...TIGHT]);
+    const w = new WatchProcess(arch, '300ms', ['--no-btrfs-snapshot', ...KEEP_NEWEST_ONLY]);
     const lines = (): PointLine[] => w.lines as unknown as PointLine[];
     try {
       for (let k = 1; k <= 5; k++) {
@@ -194,7 +167,7 @@ describe('tidemark watch with the cache on and retention (device image)', () => 
     const sums = new Map<number, string>([[0, sha256(image)]]);
     const child = spawn(
       process.execPath,
-      [CLI, 'watch', arch, '--every', '300ms', '--cache-dir', cache, ...TIGHT],
+      [CLI, 'watch', arch, '--every', '300ms', '--cache-dir', cache, ...KEEP_NEWEST_ONLY],
       { env: process.env },
     );
     let stdout = '';
