@@ -196,10 +196,10 @@ async function writeEntries(
   const written: Written = new Map();
   let total = 0;
   for (const e of entries) if (e.type === 'file') total += e.size;
-  const blobs = locateBlocks(archive, entries);
+  const { blobs, complete } = locateBlocks(archive, entries);
   // A block found nowhere is said before anything is written or removed (a forced restore
   // over existing files must not delete one it then cannot write).
-  if (!fallbackRoot) {
+  if (!complete && !fallbackRoot) {
     const lacking = entries.find((e) => missingBlock(e, blobs));
     if (lacking)
       throw new TidemarkError(
@@ -296,7 +296,11 @@ function setMetadata(
   }
 }
 
-function locateBlocks(archive: Archive, entries: VolumeEntry[]): Map<string, BlobLocation> {
+/** Where every block of `entries` is stored; `complete` unless some block is found nowhere. */
+function locateBlocks(
+  archive: Archive,
+  entries: VolumeEntry[],
+): { blobs: Map<string, BlobLocation>; complete: boolean } {
   const unique = new Map<string, Buffer>();
   for (const e of entries) {
     if (!e.blocks) continue;
@@ -306,9 +310,11 @@ function locateBlocks(archive: Archive, entries: VolumeEntry[]): Map<string, Blo
       if (!unique.has(k)) unique.set(k, h);
     }
   }
-  return archive.catalog.findBlobs([...unique.values()]);
+  const blobs = archive.catalog.findBlobs([...unique.values()]);
+  return { blobs, complete: blobs.size === unique.size };
 }
 
+/** Whether a block of the entry is found nowhere (only asked once some block is missing). */
 function missingBlock(e: VolumeEntry, blobs: Map<string, BlobLocation>): boolean {
   if (!e.blocks) return false;
   for (let at = 0; at < e.blocks.length; at += HASH_BYTES)
