@@ -573,5 +573,54 @@ describe.skipIf(skip)(
         expect(treeDigest(to), `volume state ${k}`).toEqual(digests[k]);
       }
     });
+
+    it('a backup disk the kernel turned read-only: points are cached, and shipped once it is writable', () => {
+      const work = tempDir();
+      const disk = path.join(work, 'secondary.img');
+      fs.writeFileSync(disk, Buffer.alloc(0));
+      fs.truncateSync(disk, 64 << 20);
+      sh('mkfs.ext4', ['-q', '-F', disk]);
+      const dev = sh('losetup', ['--find', '--show', disk]).trim();
+      attached.push(dev);
+      const mnt = path.join(work, 'mnt');
+      fs.mkdirSync(mnt);
+      sh('mount', [dev, mnt]);
+      mounted.push(mnt);
+      const tree = path.join(work, 'tree');
+      fs.mkdirSync(tree);
+      fs.writeFileSync(path.join(tree, 'f.txt'), 'zero');
+      const arch = path.join(mnt, 'archive');
+      const cache = path.join(work, 'cache');
+      expect(tidemark('init', tree, arch).code).toBe(0);
+      expect(snapshot(arch, '--cache-dir', cache).location).toBe('secondary');
+      const digests = [treeDigest(tree)];
+      // What ext4 does after I/O errors (errors=remount-ro): the mount stays, writes fail EROFS.
+      sh('mount', ['-o', 'remount,ro', mnt]);
+      for (let k = 1; k <= 2; k++) {
+        fs.writeFileSync(path.join(tree, `g${k}.bin`), Buffer.alloc(50_000, k));
+        const r = snapshot(arch);
+        expect(r.location).toBe('cache');
+        expect(r.unavailable).toMatch(/the backup disk is read-only/);
+        digests.push(treeDigest(tree));
+      }
+      sh('mount', ['-o', 'remount,rw', mnt]);
+      fs.writeFileSync(path.join(tree, 'f.txt'), 'three');
+      const back = snapshot(arch);
+      expect(back.shipped).toEqual([1, 2]);
+      expect(back.location).toBe('secondary');
+      digests.push(treeDigest(tree));
+      expect(tidemarkJson<Located[]>('states', arch).map((s) => s.location)).toEqual([
+        'secondary',
+        'secondary',
+        'secondary',
+        'secondary',
+      ]);
+      for (let k = 0; k <= 3; k++) {
+        const to = path.join(work, `r${k}`);
+        const r = tidemark('restore', arch, '--state', String(k), '--to', to);
+        expect(r.code, r.stderr).toBe(0);
+        expect(treeDigest(to), `state ${k}`).toEqual(digests[k]);
+      }
+    });
   },
 );

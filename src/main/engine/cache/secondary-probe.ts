@@ -45,9 +45,16 @@ export async function probeSecondary(archiveDir: string, archiveId: string): Pro
 
 /** Whether an error met while using the secondary means it went away (then the cache takes over). */
 export function meansUnavailable(err: unknown): boolean {
-  if (!(err instanceof TidemarkError)) return false;
+  // Not mapped on its way up (SQLite's own I/O error, a raw system error): the code says it.
+  if (!(err instanceof TidemarkError)) {
+    const code = String((err as NodeJS.ErrnoException | undefined)?.code ?? '');
+    return GONE_CODES.has(code) || code.startsWith('SQLITE_IOERR');
+  }
   if (err.code === 'archive.not-found' || err.code === 'archive.unavailable') return true;
-  if (err.code !== 'archive.io') return false;
   const code = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? '';
+  // A disk the kernel remounted read-only after its errors (or mounted so) cannot take the
+  // point now; the cache holds it until the disk is writable again.
+  if (err.code === 'archive.read-only') return code === 'EROFS';
+  if (err.code !== 'archive.io') return false;
   return GONE_CODES.has(code);
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { archiveIoError } from '../storage/io-errors.js';
 import { emptySuspects, type Suspects } from './tree-scanner.js';
 import { parentOf } from './volume-tree.js';
 
@@ -22,7 +23,16 @@ export class PathJournal {
     this.fd = fs.openSync(file, 'a+');
   }
 
+  /** Opens (or makes) the journal; a failing disk is said as such (archive.io, archive.full…). */
   static open(file: string): PathJournal {
+    try {
+      return PathJournal.load(file);
+    } catch (err) {
+      throw archiveIoError(err, 'opening the change journal');
+    }
+  }
+
+  private static load(file: string): PathJournal {
     const journal = new PathJournal(file);
     const ending = `${file}.ending`;
     if (fs.existsSync(ending)) {
@@ -64,10 +74,15 @@ export class PathJournal {
     const paths = [...this.noted];
     const folders = [...this.folders];
     const ending = `${this.file}.ending`;
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    fs.renameSync(this.file, ending);
-    this.fd = fs.openSync(this.file, 'a+');
+    try {
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      fs.renameSync(this.file, ending);
+      this.fd = fs.openSync(this.file, 'a+');
+    } catch (err) {
+      // The journal lives on the secondary: a disk failing here is the backup disk's failure.
+      throw archiveIoError(err, 'ending the interval in the change journal');
+    }
     this.noted.clear();
     this.folders.clear();
     return {
