@@ -233,7 +233,16 @@ describe.skipIf(!haveChromium)('the UI over tidemark serve, in Chromium', () => 
     const changes = page.getByRole('region', { name: 'What changed' });
     await changes.getByText('What changed since state 0').waitFor();
     await changes.getByText('docs/chapter-two.txt').waitFor();
-    expect(await changes.getByRole('listitem').allInnerTexts()).toEqual([
+    // Read in one go once all four are drawn: the list is drawn again when the job's states
+    // are reloaded after the point, and may be empty for a moment meanwhile.
+    let listed: string[] = [];
+    await ui
+      .until('the four changes', async () => {
+        listed = await changes.getByRole('listitem').allInnerTexts();
+        return listed.length === 4;
+      })
+      .catch(() => undefined);
+    expect(listed).toEqual([
       // The folder's time changed with what it holds.
       expect.stringMatching(/^~\s+docs\s+folder$/),
       expect.stringMatching(/^\+\s+docs\/chapter-two\.txt\s+13 B$/),
