@@ -442,18 +442,24 @@ describe.skipIf(skip)(
       for (const d of attached.splice(0)) sh('losetup', ['-d', d]);
     });
 
-    it('a cached backlog shipped onto a nearly full secondary: the guard makes room first, the base stays', () => {
-      const work = tempDir();
+    /** A fresh 64 MiB ext4 on a loop device, mounted at `<work>/mnt`; undone after the test. */
+    const ext4Disk = (work: string, mkfsFlags: string[] = []): { dev: string; mnt: string } => {
       const disk = path.join(work, 'secondary.img');
       fs.writeFileSync(disk, Buffer.alloc(0));
       fs.truncateSync(disk, 64 << 20);
-      sh('mkfs.ext4', ['-q', '-F', '-m', '0', disk]);
+      sh('mkfs.ext4', ['-q', '-F', ...mkfsFlags, disk]);
       const dev = sh('losetup', ['--find', '--show', disk]).trim();
       attached.push(dev);
       const mnt = path.join(work, 'mnt');
       fs.mkdirSync(mnt);
       sh('mount', [dev, mnt]);
       mounted.push(mnt);
+      return { dev, mnt };
+    };
+
+    it('a cached backlog shipped onto a nearly full secondary: the guard makes room first, the base stays', () => {
+      const work = tempDir();
+      const { mnt } = ext4Disk(work, ['-m', '0']);
       const cache = path.join(work, 'cache');
       const image = path.join(work, 'disk.img');
       fs.writeFileSync(image, Buffer.alloc(8 << 20));
@@ -500,14 +506,7 @@ describe.skipIf(skip)(
 
     it('an ext4 loop disk unmounted for several intervals: device and volume states all come back', () => {
       const work = tempDir();
-      const disk = path.join(work, 'secondary.img');
-      fs.writeFileSync(disk, Buffer.alloc(0));
-      fs.truncateSync(disk, 64 << 20);
-      sh('mkfs.ext4', ['-q', '-F', disk]);
-      const dev = sh('losetup', ['--find', '--show', disk]).trim();
-      attached.push(dev);
-      const mnt = path.join(work, 'mnt');
-      fs.mkdirSync(mnt);
+      const { dev, mnt } = ext4Disk(work);
       const mount = (): void => {
         sh('mount', [dev, mnt]);
         mounted.push(mnt);
@@ -516,7 +515,6 @@ describe.skipIf(skip)(
         sh('umount', [mnt]);
         mounted.splice(mounted.indexOf(mnt), 1);
       };
-      mount();
       const cache = path.join(work, 'cache');
       const image = path.join(work, 'disk.img');
       fs.writeFileSync(image, Buffer.alloc(2 << 20));
@@ -576,16 +574,7 @@ describe.skipIf(skip)(
 
     it('a backup disk the kernel turned read-only: points are cached, and shipped once it is writable', () => {
       const work = tempDir();
-      const disk = path.join(work, 'secondary.img');
-      fs.writeFileSync(disk, Buffer.alloc(0));
-      fs.truncateSync(disk, 64 << 20);
-      sh('mkfs.ext4', ['-q', '-F', disk]);
-      const dev = sh('losetup', ['--find', '--show', disk]).trim();
-      attached.push(dev);
-      const mnt = path.join(work, 'mnt');
-      fs.mkdirSync(mnt);
-      sh('mount', [dev, mnt]);
-      mounted.push(mnt);
+      const { mnt } = ext4Disk(work);
       const tree = path.join(work, 'tree');
       fs.mkdirSync(tree);
       fs.writeFileSync(path.join(tree, 'f.txt'), 'zero');
