@@ -58,3 +58,21 @@ export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {
   daily: 30,
   weekly: null,
 };
+
+/** Sizes in the guard's lines: MiB with one decimal, as thresholds are set. */
+export function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/**
+ * One line for people: what the space guard did and whether it was enough (the CLI's stderr line,
+ * the app's activity log).
+ */
+export function describeSpaceGuard(r: SpaceGuardReport): string {
+  const what =
+    r.dropped.length > 0
+      ? `removed the oldest state(s) ${r.dropped.join(', ')}`
+      : 'nothing could be removed';
+  const notes = r.notes && r.notes.length > 0 ? `; ${r.notes.join('; ')}` : '';
+  return `space guard: free space ${mib(r.freeBefore)} was below ${mib(r.minFreeBytes)}: ${what}${notes}; free now ${mib(r.freeAfter)}${r.met ? '' : ` (still below: ${r.reason ?? 'only the newest and pinned states are left'})`}`;
+}

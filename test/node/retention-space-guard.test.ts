@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SpaceGuardReport } from '../../src/shared/retention.js';
+import { describeSpaceGuard, type SpaceGuardReport } from '../../src/shared/retention.js';
 import type { StateInfo } from '../../src/shared/states.js';
 import {
   initArchive,
@@ -12,11 +12,7 @@ import {
 } from '../../src/main/engine/device-engine.js';
 import { Archive } from '../../src/main/engine/archive.js';
 import { setPinned } from '../../src/main/engine/retention/pins.js';
-import {
-  describeSpaceGuard,
-  guardSpace,
-  parseMinFree,
-} from '../../src/main/engine/retention/space-guard.js';
+import { guardSpace, parseMinFree } from '../../src/main/engine/retention/space-guard.js';
 import { tidemark } from '../helpers/cli.js';
 import { rootSkipReason, sh } from '../helpers/root.js';
 import { sha256, tempDir } from '../helpers/tmp.js';

@@ -26,7 +26,7 @@ import { parseDuration } from './volume-commands.js';
 import { parseSize } from './parse-size.js';
 import { parse, tryParse, type Options } from './parse-args.js';
 import { minFreeOption } from './retention-commands.js';
-import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { describeSpaceGuard } from '../../shared/retention.js';
 import {
   defaultCacheDir,
   describeSecondaries,

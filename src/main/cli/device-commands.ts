@@ -14,7 +14,7 @@ import {
   snapshotArchive,
   verify,
 } from '../engine/device-engine.js';
-import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { describeSpaceGuard } from '../../shared/retention.js';
 import { integer, printVerifyReport, restoreTarget } from './common-options.js';
 import { formatBytes, shortHash } from './format-human.js';
 import { parse } from './parse-args.js';

@@ -18,7 +18,7 @@ import {
   WATCH_RETENTION_OPTIONS,
   watchRetention,
 } from './retention-commands.js';
-import { describeSpaceGuard } from '../engine/retention/space-guard.js';
+import { describeSpaceGuard } from '../../shared/retention.js';
 import { parse, tryParse, type FlagValues, type Options } from './parse-args.js';
 
 type Out = (line: string) => void;

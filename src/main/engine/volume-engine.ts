@@ -336,13 +336,16 @@ export async function watchVolume(archiveDir: string, options: WatchOptions): Pr
         rescan = false;
         const now = result.changed ? result.state : result.latest;
         if (now) cached = { id: now.id, tree };
-        const retention = result.changed ? await retainAfterPoint(archive, options) : {};
-        // Retention keeps the newest state (a run before it is collapsed into its update, same id
-        // and hash), and the tree holds content hashes, not update names: it stays this state's.
-        // Proven rather than assumed, since the next point builds its update on this tree.
-        const newest = archive.catalog.latestState();
-        if (cached && (newest?.id !== cached.id || newest.stateHash !== cached.tree.stateHash()))
-          cached = null;
+        let retention: Pick<WatchPointOutcome, 'pruned' | 'pruneError'> = {};
+        if (options.retention && result.changed) {
+          retention = await retainAfterPoint(archive, options);
+          // Retention keeps the newest state (a run before it is collapsed into its update, same
+          // id and hash), and the tree holds content hashes, not update names: it stays this
+          // state's. Proven rather than assumed, since the next point builds on this tree.
+          const newest = archive.catalog.latestState();
+          if (cached && (newest?.id !== cached.id || newest.stateHash !== cached.tree.stateHash()))
+            cached = null;
+        }
         options.onPoint({ result, ...retention });
       } catch (err) {
         rotation.settle(false);

@@ -6,7 +6,11 @@ import * as path from 'node:path';
 import type { ParsedParams, RestorePlan, RestoreWhat, SnapshotOutcome } from '../../shared/api.js';
 import { DEFAULT_CACHE_LIMIT_BYTES, type CacheInfo } from '../../shared/cache.js';
 import { isTidemarkError, TidemarkError, type ErrorInfo } from '../../shared/errors.js';
-import type { PruneReport, SpaceGuardReport } from '../../shared/retention.js';
+import {
+  describeSpaceGuard,
+  type PruneReport,
+  type SpaceGuardReport,
+} from '../../shared/retention.js';
 import {
   DEFAULT_SCHEDULE,
   RESTORE_WHAT,
@@ -359,16 +363,9 @@ export class JobService {
   }
 
   private noteSpaceGuard(job: JobRuntime, g: SpaceGuardReport): void {
-    // Why it fell short and what it did instead (kept the base, ran out of space) matter to the
-    // user as much as what it removed.
-    const more = [
-      ...(g.notes ?? []),
-      ...(g.met ? [] : [`still below${g.reason ? `: ${g.reason}` : ''}`]),
-    ];
-    this.note(job, {
-      level: 'warn',
-      message: `space guard removed states ${g.dropped.join(', ') || '(none)'}${more.map((m) => `; ${m}`).join('')}`,
-    });
+    // The CLI's line: what went, why it fell short and what it did instead (kept the base, ran
+    // out of space) matter to the user as much as what it removed.
+    this.note(job, { level: 'warn', message: describeSpaceGuard(g) });
   }
 
   /** Pins or unpins a state (retention never removes a pinned state); returns the states. */

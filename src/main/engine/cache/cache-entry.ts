@@ -115,29 +115,34 @@ export class CacheEntry {
 
   /** Bytes the cached updates take (the anchor excluded: it is bookkeeping, not data). */
   async pendingBytes(): Promise<number> {
-    let total = 0;
-    for (const u of await this.pending())
-      total += (await fsp.stat(path.join(this.dir, u.name))).size;
-    return total;
+    return this.bytesOf(await this.pending());
   }
 
   /**
-   * Bytes the cache takes besides its cached updates: the anchor (the secondary's last state,
-   * entries or block map), the block map's copy, the catalog and the scan hashes. Outside the
-   * limit (it does not grow with the updates cached), but on the same disk, so it is reported.
+   * What the cache holds: its cached updates (what the limit bounds), and the bytes it takes
+   * besides them: the anchor (the secondary's last state, entries or block map), the block map's
+   * copy, the catalog and the scan hashes. Those do not grow with the updates cached, so they are
+   * outside the limit, but they are on the same disk, so they are reported.
    */
-  async overheadBytes(): Promise<number> {
-    const pending = new Set((await this.pending()).map((u) => path.join(this.dir, u.name)));
-    let total = 0;
+  async usage(): Promise<{ pending: number; bytes: number; overheadBytes: number }> {
+    const pending = await this.pending();
+    const updates = new Set(pending.map((u) => path.join(this.dir, u.name)));
+    let overheadBytes = 0;
     const walk = async (dir: string): Promise<void> => {
       for (const d of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
         const p = path.join(dir, d.name);
         if (d.isDirectory()) await walk(p);
-        else if (d.isFile() && !pending.has(p))
-          total += (await fsp.stat(p).catch(() => ({ size: 0 }))).size;
+        else if (d.isFile() && !updates.has(p))
+          overheadBytes += (await fsp.stat(p).catch(() => ({ size: 0 }))).size;
       }
     };
     await walk(this.dir);
+    return { pending: pending.length, bytes: await this.bytesOf(pending), overheadBytes };
+  }
+
+  private async bytesOf(updates: Array<{ name: string }>): Promise<number> {
+    let total = 0;
+    for (const u of updates) total += (await fsp.stat(path.join(this.dir, u.name))).size;
     return total;
   }
 

@@ -334,13 +334,8 @@ function refuseCacheInsideTree(cacheDir: string, tree: string): void {
 }
 
 async function statusOf(entry: CacheEntry, limitBytes: number): Promise<CacheStatus> {
-  return {
-    dir: entry.dir,
-    pending: (await entry.pendingIds()).length,
-    bytes: await entry.pendingBytes(),
-    limitBytes,
-    overheadBytes: await entry.overheadBytes(),
-  };
+  const { pending, bytes, overheadBytes } = await entry.usage();
+  return { dir: entry.dir, pending, bytes, limitBytes, overheadBytes };
 }
 
 /**

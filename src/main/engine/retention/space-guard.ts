@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import { TidemarkError } from '../../../shared/errors.js';
-import type { SpaceGuardReport } from '../../../shared/retention.js';
+import { mib, type SpaceGuardReport } from '../../../shared/retention.js';
 import type { Archive } from '../archive.js';
 import type { StateRow } from '../catalog.js';
 import { dropStates } from './drop-states.js';
@@ -241,10 +241,6 @@ function planDrop(
   return { ids, integrates, ...(keptBase ? { keptBase } : {}) };
 }
 
-function mib(n: number): string {
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
-}
-
 /** The guards around one point (and around shipping cached updates), as one report. */
 export function mergeGuardReports(
   ...reports: Array<SpaceGuardReport | null>
@@ -297,14 +293,4 @@ export async function withSpaceGuard<T>(
   const result = await capture();
   const after = minFree ? await guardSpace(archive, minFree) : null;
   return { result, spaceGuard: mergeGuardReports(before, after) };
-}
-
-/** One line for people: what the guard did and whether it was enough. */
-export function describeSpaceGuard(r: SpaceGuardReport): string {
-  const what =
-    r.dropped.length > 0
-      ? `removed the oldest state(s) ${r.dropped.join(', ')}`
-      : 'nothing could be removed';
-  const notes = r.notes && r.notes.length > 0 ? `; ${r.notes.join('; ')}` : '';
-  return `space guard: free space ${mib(r.freeBefore)} was below ${mib(r.minFreeBytes)}: ${what}${notes}; free now ${mib(r.freeAfter)}${r.met ? '' : ` (still below: ${r.reason ?? 'only the newest and pinned states are left'})`}`;
 }

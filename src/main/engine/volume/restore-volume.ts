@@ -158,14 +158,17 @@ function treeKey(root: string, p: string): string {
   return Buffer.from(rel, 'utf8').toString('latin1');
 }
 
+/** `a` is `b` or lies inside it. */
+function inside(a: string, b: string): boolean {
+  return a === b || a.startsWith(b + path.sep);
+}
+
 /** One of the two is the other or lies inside it. */
 function overlaps(a: string, b: string): boolean {
-  const inside = (x: string, y: string): boolean => x === y || x.startsWith(y + path.sep);
   return inside(a, b) || inside(b, a);
 }
 
 function checkTarget(target: string, root: string, force: boolean): void {
-  const inside = (a: string, b: string): boolean => a === b || a.startsWith(b + path.sep);
   if (overlaps(target, root) && !force) {
     throw new TidemarkError(
       'restore.target-is-primary',
@@ -327,8 +330,11 @@ class BlockFetcher {
   private readonly codec: BlockCodec;
   private readonly block: Buffer;
   private readonly out = Buffer.allocUnsafe(WRITE_BYTES);
-  /** The live file a block may come from instead (opened on its first missing block). */
-  private live: { path: string; fd: number | null } | null = null;
+  /**
+   * The live copy of the file being written, which a missing block may come from instead: opened
+   * on its first missing block (null: it could not be), closed when the file is written.
+   */
+  private liveFd: number | null | undefined = undefined;
 
   constructor(
     private readonly archive: Archive,
@@ -360,29 +366,25 @@ class BlockFetcher {
       position += used;
     } finally {
       fs.closeSync(fd);
-      if (typeof this.live?.fd === 'number') fs.closeSync(this.live.fd);
-      this.live = null;
+      if (typeof this.liveFd === 'number') fs.closeSync(this.liveFd);
+      this.liveFd = undefined;
     }
     return position;
   }
 
   private fromLive(hash: Buffer, e: VolumeEntry, index: number): Buffer | null {
     if (!this.fallbackRoot) return null;
-    const file = Buffer.concat([this.fallbackRoot, Buffer.from(`/${e.path}`, 'latin1')]);
-    const key = file.toString('latin1');
-    if (this.live?.path !== key) {
-      if (typeof this.live?.fd === 'number') fs.closeSync(this.live.fd);
-      let fd: number | null = null;
+    if (this.liveFd === undefined) {
+      const file = Buffer.concat([this.fallbackRoot, Buffer.from(`/${e.path}`, 'latin1')]);
       try {
-        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+        this.liveFd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       } catch {
-        fd = null;
+        this.liveFd = null;
       }
-      this.live = { path: key, fd };
     }
-    if (this.live.fd === null) return null;
+    if (this.liveFd === null) return null;
     const blockSize = this.archive.manifest.blockSize;
-    return readLiveBlock(this.live.fd, index, e.size, blockSize, hash, this.block);
+    return readLiveBlock(this.liveFd, index, e.size, blockSize, hash, this.block);
   }
 
   private async fetch(hash: Buffer, e: VolumeEntry, index: number): Promise<Buffer> {
