@@ -317,6 +317,15 @@ export class Catalog {
     }
   }
 
+  /** The size recorded of each update the catalog names: its object's, which never changes. */
+  updateSizes(): Map<string, number> {
+    const rows = this.db.prepare('SELECT update_name, stored_bytes FROM states').all() as Array<{
+      update_name: string;
+      stored_bytes: number;
+    }>;
+    return new Map(rows.map((r) => [r.update_name, r.stored_bytes]));
+  }
+
   blobHashesOf(update: string): Buffer[] {
     return (
       this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{

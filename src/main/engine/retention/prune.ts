@@ -56,9 +56,16 @@ export function machineTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
-/** Bytes of the live update objects: what the archive's states occupy. */
+/**
+ * Bytes of the live update objects: what the archive's states occupy. The catalog recorded each
+ * update's size as written (or as indexed from the object) and objects never change, so only a
+ * live update that the catalog does not name (a catalog older than the bucket) is asked of the
+ * store: on S3 each size asked is a HEAD, and prune runs after every point of a watch.
+ */
 export async function archiveBytes(archive: Archive): Promise<number> {
+  const recorded = archive.catalog.updateSizes();
   let n = 0;
-  for (const name of await archive.updateNames()) n += await archive.store.size(name);
+  for (const name of await archive.updateNames())
+    n += recorded.get(name) ?? (await archive.store.size(name));
   return n;
 }
