@@ -2,6 +2,7 @@ import { TidemarkError } from '../../shared/errors.js';
 import { CODEC_RAW, zstdBound } from './block-codec.js';
 import { allocateCompress, type CompressMemory } from './block-work.js';
 import { BlockWorker } from './block-worker-client.js';
+import { keepSharedMemory } from './shared-memory-pool.js';
 import { SlotPool } from './slot-pool.js';
 
 /** One batch's stored forms, in the order its blocks were given; valid until `release`. */
@@ -117,7 +118,8 @@ export class BlockCompressor {
     };
   }
 
-  close(): Promise<void> {
-    return this.worker.close();
+  async close(): Promise<void> {
+    await this.worker.close();
+    for (const slot of this.slots.drain()) keepSharedMemory(slot.memory.input, slot.memory.output);
   }
 }

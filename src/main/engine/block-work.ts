@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { BlockCodec, zstdBound } from './block-codec.js';
 import { sealBatch, type SealJob } from './encryption/seal-work.js';
 import { alignedSharedMemory } from './aligned-buffer.js';
+import { takeSharedMemory } from './shared-memory-pool.js';
 import { HASH_BYTES, hashBlock, isZero, zeroHash } from './block-hash.js';
 
 /**
@@ -62,8 +63,8 @@ export function allocateCompress(maxBytes: number, maxBlocks: number): CompressM
   return {
     meta: new SharedArrayBuffer(4 * (1 + 2 * maxBlocks)),
     codecs: new SharedArrayBuffer(maxBlocks),
-    input: alignedSharedMemory(maxBytes),
-    output: alignedSharedMemory(maxBytes + Math.ceil(maxBytes / 256) + 64 * maxBlocks + 64),
+    input: takeSharedMemory(maxBytes),
+    output: takeSharedMemory(maxBytes + Math.ceil(maxBytes / 256) + 64 * maxBlocks + 64),
   };
 }
 

@@ -27,4 +27,9 @@ export class SlotPool<T> {
     if (next) next(slot);
     else this.free.push(slot);
   }
+
+  /** The slots given back and not taken again, for their owner to keep for later work. */
+  drain(): T[] {
+    return this.free.splice(0);
+  }
 }

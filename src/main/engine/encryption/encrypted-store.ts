@@ -1,6 +1,7 @@
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { TidemarkError } from '../../../shared/errors.js';
 import { BlockWorker } from '../block-worker-client.js';
+import { keepSharedMemory } from '../shared-memory-pool.js';
 import { SlotPool } from '../slot-pool.js';
 import type { ObjectStore, ObjectWriter } from '../storage/object-store.js';
 import { allocateSeal, chunkAad, chunkIv, TAG_BYTES, type SealMemory } from './seal-work.js';
@@ -249,15 +250,23 @@ class EncryptedWriter implements ObjectWriter {
       await this.writing;
       if (this.failure) throw this.failure;
     } catch (err) {
+      this.keepSlots();
       await this.inner.abort();
       throw err;
     }
+    this.keepSlots();
     await this.inner.commit();
   }
 
   async abort(): Promise<void> {
     this.slot = null;
     await this.writing;
+    this.keepSlots();
     await this.inner.abort();
+  }
+
+  /** Once every batch is sealed and written: the sealing thread is done with the slots. */
+  private keepSlots(): void {
+    for (const s of this.slots.drain()) keepSharedMemory(s.memory.input, s.memory.output);
   }
 }

@@ -2,6 +2,7 @@
 // that the engine's own thread only copies plaintext in and ciphertext out (see
 // encrypted-store.ts for the layout of an encrypted object and what each chunk authenticates).
 import { createCipheriv } from 'node:crypto';
+import { takeSharedMemory } from '../shared-memory-pool.js';
 
 export const TAG_BYTES = 16;
 
@@ -34,8 +35,8 @@ export interface SealJob {
 export function allocateSeal(chunkSize: number, chunks: number): SealMemory {
   return {
     meta: new SharedArrayBuffer(8),
-    input: new SharedArrayBuffer(chunkSize * chunks),
-    output: new SharedArrayBuffer((chunkSize + TAG_BYTES) * chunks),
+    input: takeSharedMemory(chunkSize * chunks),
+    output: takeSharedMemory((chunkSize + TAG_BYTES) * chunks),
   };
 }
 

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { TidemarkError } from '../../../shared/errors.js';
 import { BlockWorker } from '../block-worker-client.js';
+import { keepSharedMemory, takeSharedMemory } from '../shared-memory-pool.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
 import { S3_SCHEME, type S3Address } from './s3-name.js';
 
@@ -380,7 +381,7 @@ class S3Writer implements ObjectWriter {
     const reused = this.free.pop();
     if (reused) return reused;
     this.allocated++;
-    return Buffer.from(new SharedArrayBuffer(this.store.partSize));
+    return Buffer.from(takeSharedMemory(this.store.partSize), 0, this.store.partSize);
   }
 
   async write(data: Uint8Array): Promise<void> {
@@ -471,6 +472,7 @@ class S3Writer implements ObjectWriter {
           if (statusOf(err) === 412) throw alreadyThere(this.name);
           throw err;
         }
+        if (this.part) this.free.push(this.part);
       } else {
         if (this.partUsed > 0) await this.sendPart();
         await Promise.all(this.inFlight);
@@ -508,9 +510,10 @@ class S3Writer implements ObjectWriter {
     }
   }
 
+  /** Once no request is left: keeps the part buffers for the next upload. */
   private release(): void {
     this.part = null;
-    this.free.length = 0;
+    keepSharedMemory(...this.free.splice(0).map((b) => b.buffer as SharedArrayBuffer));
   }
 
   async abort(): Promise<void> {
