@@ -11,7 +11,12 @@ export interface CliResult {
 
 /** Runs the real CLI (as built by `npm run build:node`) in a child process. */
 export function tidemark(...args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return tidemarkWith(process.env, ...args);
+}
+
+/** Runs the real CLI with the environment `env` (another machine: its own state dir, keys...). */
+export function tidemarkWith(env: NodeJS.ProcessEnv, ...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -10,8 +10,8 @@ import { UpdateReader } from './format/update-reader.js';
 import { unlockStore } from './encryption/unlock.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
-import { partitionUpdates, stateIdOf, UPDATE_PREFIX } from './update-names.js';
-import { finishInterruptedCollapses } from './collapse-recovery.js';
+import { partitionUpdates, UPDATE_PREFIX } from './update-names.js';
+import { catalogDrift, rebuildCatalogFrom } from './catalog-sync.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { TEMP_MARK } from './storage/folder-store.js';
 import {
@@ -31,9 +31,11 @@ export interface OpenOptions {
 
 /**
  * An archive on a secondary: manifest, update objects and catalog. Opening it for writing takes
- * its lock, removes leftovers of interrupted writes and indexes any update that was committed but
- * not yet recorded in the catalog (a crash between the two), so the interrupted operation either
- * completed or simply did not occur.
+ * its lock and removes leftovers of interrupted writes. Every open brings the catalog up to date
+ * with the live updates (catalog-sync.ts): those committed but not yet recorded (a crash between
+ * the two, or states another catalog added), and those another catalog's prune replaced. So an
+ * interrupted operation either completed or simply did not occur, and nothing is read from, or
+ * referenced in, an update that is gone.
  */
 export class Archive {
   private constructor(
@@ -69,22 +71,22 @@ export class Archive {
     try {
       lock = options.write ? await ArchiveLock.take(abs) : null;
       let catalog = await openCatalog(indexDir, manifest, options.write);
-      if (
-        !options.write &&
-        (await unrecordedUpdates(store, catalog)).length > 0 &&
-        !catalog.inMemory
-      ) {
-        // A writer crashed between committing an update and recording it; a reader may not fix the
-        // file, so it reads the whole index from the updates into memory instead.
-        catalog.close();
-        catalog = memoryCatalog(manifest);
+      if (options.write) await store.removeIncomplete();
+      // The one listing of an open: the catalog is checked against it without a request per object.
+      const listing = partitionUpdates(await store.list(UPDATE_PREFIX));
+      if (!options.write && !catalog.inMemory) {
+        const drift = catalogDrift(catalog, listing);
+        if (drift.gone || drift.unrecorded.length > 0) {
+          // A reader may not write the catalog (the secondary may be read-only, a writer may hold
+          // it), so it reads the whole index from the live updates into memory instead. A
+          // catalog that only names updates a collapse replaced still reads whole: they are
+          // deleted after a writer's catalog moved on.
+          catalog.close();
+          catalog = memoryCatalog(manifest);
+        }
       }
       const archive = new Archive(indexDir, manifest, store, catalog, lock);
-      if (options.write) {
-        await archive.store.removeIncomplete();
-        await finishInterruptedCollapses(archive);
-      }
-      await archive.indexUnrecorded();
+      await archive.follow(listing);
       return archive;
     } catch (err) {
       await store.close().catch(() => undefined);
@@ -112,12 +114,19 @@ export class Archive {
     return partitionUpdates(await this.store.list(UPDATE_PREFIX)).live;
   }
 
-  /** Indexes committed updates that the catalog does not know yet, oldest first. */
-  async indexUnrecorded(): Promise<number> {
-    const names = await unrecordedUpdates(this.store, this.catalog);
-    for (const name of names)
-      await indexUpdate(this.catalog, await UpdateReader.open(this.store, name));
-    return names.length;
+  /**
+   * Brings the catalog up to date with `listing`: indexes the updates it lacks; a writer rebuilds
+   * it when it names one that is not live (a reader got an index in memory instead, see open),
+   * then deletes what a committed collapse replaced, once the catalog names the result.
+   */
+  private async follow(listing: { live: string[]; superseded: string[] }): Promise<void> {
+    const drift = catalogDrift(this.catalog, listing);
+    if (drift.stale && this.lock) await rebuildCatalogFrom(this, listing.live, false);
+    else {
+      for (const name of drift.unrecorded)
+        await indexUpdate(this.catalog, await UpdateReader.open(this.store, name));
+    }
+    if (this.lock) for (const name of listing.superseded) await this.store.delete(name);
   }
 
   private closed = false;
@@ -129,11 +138,6 @@ export class Archive {
     await this.store.close();
     await this.lock?.release();
   }
-}
-
-async function unrecordedUpdates(store: ClosableStore, catalog: Catalog): Promise<string[]> {
-  const names = partitionUpdates(await store.list(UPDATE_PREFIX)).live;
-  return names.filter((n) => !catalog.state(stateIdOf(n) as number));
 }
 
 function memoryCatalog(manifest: ArchiveManifest): Catalog {

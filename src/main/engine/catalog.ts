@@ -326,6 +326,15 @@ export class Catalog {
     return new Map(rows.map((r) => [r.update_name, r.stored_bytes]));
   }
 
+  /** The update object each state is recorded in, by state id. */
+  stateUpdates(): Map<number, string> {
+    const rows = this.db.prepare('SELECT id, update_name FROM states').all() as Array<{
+      id: number;
+      update_name: string;
+    }>;
+    return new Map(rows.map((r) => [r.id, r.update_name]));
+  }
+
   blobHashesOf(update: string): Buffer[] {
     return (
       this.db.prepare('SELECT hash FROM blobs WHERE update_name = ?').all(update) as Array<{

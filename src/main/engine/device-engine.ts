@@ -14,14 +14,13 @@ import {
   removeRemoteObjects,
 } from './archive-target.js';
 import type { StateRow } from './catalog.js';
+import { rebuildCatalogFrom } from './catalog-sync.js';
 import { systemClock, type Clock } from './clock.js';
 import { captureBaseline, captureInterval, type CaptureResult } from './device/capture.js';
 import { deviceNumbers, PrimaryDevice } from './device/primary-device.js';
 import { MANIFEST_NAME, newManifest } from './format/archive-manifest.js';
-import { UpdateReader } from './format/update-reader.js';
 import type { Journal } from './journal.js';
 import type { RestoreOptions, StateSelector } from './restore.js';
-import { indexUpdate } from './update-index.js';
 import { pinnedStates } from './retention/pins.js';
 import { withSpaceGuard, type MinFree } from './retention/space-guard.js';
 import type { SpaceGuardReport } from '../../shared/retention.js';
@@ -198,25 +197,8 @@ export async function verify(
 export async function rebuildCatalog(
   archiveDir: string,
 ): Promise<{ states: number; damaged: string[] }> {
-  // One transaction: an update this build cannot read (a newer format) or a full disk stops the
-  // rebuild with the old catalog still in place, not an emptied one.
-  return withArchive(archiveDir, true, (archive) =>
-    archive.catalog.atomically(async () => {
-      archive.catalog.clear();
-      archive.catalog.setMeta('archiveId', archive.manifest.archiveId);
-      const damaged: string[] = [];
-      let states = 0;
-      for (const name of await archive.updateNames()) {
-        try {
-          await indexUpdate(archive.catalog, await UpdateReader.open(archive.store, name));
-          states++;
-        } catch (err) {
-          if (!(err instanceof TidemarkError) || err.code !== 'archive.corrupt') throw err;
-          damaged.push(name);
-        }
-      }
-      return { states, damaged };
-    }),
+  return withArchive(archiveDir, true, async (archive) =>
+    rebuildCatalogFrom(archive, await archive.updateNames(), true),
   );
 }
 

@@ -27,7 +27,7 @@ export interface CollapseRun {
  * integrated into the base. Runs are done newest first, each as: write and commit the merged
  * update, then record it in the catalog (one transaction), then delete what it replaced. A crash
  * at any instant leaves every state that is not in `drop` restorable; `Archive.open` finishes a
- * run whose update was committed (collapse-recovery.ts), and the others simply did not occur.
+ * run whose update was committed (`follow` in archive.ts), and the others simply did not occur.
  */
 export async function dropStates(
   archive: Archive,

@@ -59,8 +59,8 @@ export function machineTimeZone(): string {
 /**
  * Bytes of the live update objects: what the archive's states occupy. The catalog recorded each
  * update's size as written (or as indexed from the object) and objects never change, so only a
- * live update that the catalog does not name (a catalog older than the bucket) is asked of the
- * store: on S3 each size asked is a HEAD, and prune runs after every point of a watch.
+ * live update that the catalog does not name (another machine added it since the open) is asked
+ * of the store: on S3 each size asked is a HEAD, and prune runs after every point of a watch.
  */
 export async function archiveBytes(archive: Archive): Promise<number> {
   const recorded = archive.catalog.updateSizes();

@@ -1,8 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TidemarkError } from '../../../shared/errors.js';
 import type { PruneReport } from '../../../shared/retention.js';
 import { Archive } from '../archive.js';
+import { archiveMayExist } from '../archive-target.js';
 import { setPinned } from './pins.js';
 import { pruneArchive, type PruneOptions } from './prune.js';
 
@@ -31,7 +31,7 @@ async function withArchive<T>(
   write: boolean,
   fn: (archive: Archive) => Promise<T>,
 ): Promise<T> {
-  if (!fs.existsSync(dir))
+  if (!archiveMayExist(dir))
     throw new TidemarkError('archive.not-found', `no archive at ${path.resolve(dir)}`);
   const archive = await Archive.open(dir, { write });
   try {
