@@ -189,4 +189,46 @@ describe.skipIf(skip !== null)('S3 object store on a real Ceph RGW', () => {
     expect((await s.read('signed', 0, data.length)).equals(data)).toBe(true);
     await s.close();
   });
+
+  it('sizes come from the listing; existence and an upload’s confirmation ask the server', async () => {
+    const s = store();
+    await s.ensureBucket();
+    let heads = 0;
+    s.client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'HeadObjectCommand') heads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countHeads' },
+    );
+    for (const [name, size] of [
+      ['l/a', 1000],
+      ['l/b', 3000],
+    ] as const) {
+      const w = await s.create(name);
+      await w.write(randomBytes(size));
+      const before = heads;
+      await w.commit();
+      // Whether it was there before, and the size the server then holds.
+      expect(heads - before).toBe(2);
+    }
+    heads = 0;
+    expect(await s.list('l/')).toEqual(['l/a', 'l/b']);
+    expect([await s.size('l/a'), await s.size('l/b')]).toEqual([1000, 3000]);
+    expect(heads).toBe(0);
+    expect(await s.exists('l/a')).toBe(true);
+    expect(heads).toBe(1);
+    // Deleted here: the listed size is forgotten. Deleted by another machine: existence says so.
+    await s.delete('l/a');
+    await expect(s.size('l/a')).rejects.toThrow(/missing from the archive/);
+    const other = new S3Store(parseS3Name(`s3://store-test/run${n}`), {
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    });
+    await other.delete('l/b');
+    await other.close();
+    expect(await s.exists('l/b')).toBe(false);
+    await s.close();
+  });
 });

@@ -95,6 +95,11 @@ export class S3Store implements ObjectStore {
   readonly location: string;
   readonly client: S3Client;
   private readonly windows = new Map<string, Buffer>();
+  /**
+   * Sizes the last listings gave. Objects never change, so reading an update (whose reader asks
+   * its size first) costs no HEAD after the open's listing: a restore or a prune reads many.
+   */
+  private readonly listedSizes = new Map<string, number>();
   private nextSend = 0;
   /** Hashes parts for their signatures off the engine's thread; started with the first part. */
   private hasher: BlockWorker | null = null;
@@ -245,6 +250,11 @@ export class S3Store implements ObjectStore {
   }
 
   async size(name: string): Promise<number> {
+    return this.listedSizes.get(name) ?? this.storedSize(name);
+  }
+
+  /** The size the server gives now, never one listed before: whether the object is there. */
+  async storedSize(name: string): Promise<number> {
     try {
       const out = await this.client.send(
         new HeadObjectCommand({ Bucket: this.address.bucket, Key: this.key(name) }),
@@ -257,7 +267,7 @@ export class S3Store implements ObjectStore {
 
   async exists(name: string): Promise<boolean> {
     try {
-      await this.size(name);
+      await this.storedSize(name);
       return true;
     } catch (err) {
       if (err instanceof TidemarkError && err.code === 'archive.corrupt') return false;
@@ -281,8 +291,12 @@ export class S3Store implements ObjectStore {
       } catch (err) {
         throw s3Error(err, `listing ${prefix}`);
       }
-      for (const o of out.Contents ?? [])
-        if (o.Key) names.push(o.Key.slice(this.address.prefix.length));
+      for (const o of out.Contents ?? []) {
+        if (!o.Key) continue;
+        const name = o.Key.slice(this.address.prefix.length);
+        names.push(name);
+        if (o.Size !== undefined) this.listedSizes.set(name, o.Size);
+      }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
     return names.sort();
@@ -344,11 +358,13 @@ export class S3Store implements ObjectStore {
   }
 
   forget(name: string): void {
+    this.listedSizes.delete(name);
     for (const id of [...this.windows.keys()]) if (id.endsWith(`:${name}`)) this.windows.delete(id);
   }
 
   async close(): Promise<void> {
     this.windows.clear();
+    this.listedSizes.clear();
     await this.hasher?.close();
     this.hasher = null;
     this.client.destroy();
@@ -495,7 +511,7 @@ class S3Writer implements ObjectWriter {
         this.uploadId = undefined;
       }
       this.done = true;
-      const stored = await this.store.size(this.name);
+      const stored = await this.store.storedSize(this.name);
       if (stored !== this.length)
         throw new TidemarkError(
           'archive.io',
