@@ -11,7 +11,7 @@ import { unlockStore } from './encryption/unlock.js';
 import { MapCache } from './map-cache.js';
 import { indexUpdate } from './update-index.js';
 import { partitionUpdates, UPDATE_PREFIX } from './update-names.js';
-import { catalogDrift, rebuildCatalogFrom } from './catalog-sync.js';
+import { catalogDrift, rebuildCatalogFrom, type CatalogDrift } from './catalog-sync.js';
 import { archiveIoError } from './storage/io-errors.js';
 import { TEMP_MARK } from './storage/folder-store.js';
 import {
@@ -74,19 +74,18 @@ export class Archive {
       if (options.write) await store.removeIncomplete();
       // The one listing of an open: the catalog is checked against it without a request per object.
       const listing = partitionUpdates(await store.list(UPDATE_PREFIX));
-      if (!options.write && !catalog.inMemory) {
-        const drift = catalogDrift(catalog, listing);
-        if (drift.gone || drift.unrecorded.length > 0) {
-          // A reader may not write the catalog (the secondary may be read-only, a writer may hold
-          // it), so it reads the whole index from the live updates into memory instead. A
-          // catalog that only names updates a collapse replaced still reads whole: they are
-          // deleted after a writer's catalog moved on.
-          catalog.close();
-          catalog = memoryCatalog(manifest);
-        }
+      let drift = catalogDrift(catalog, listing);
+      if (!options.write && !catalog.inMemory && (drift.gone || drift.unrecorded.length > 0)) {
+        // A reader may not write the catalog (the secondary may be read-only, a writer may hold
+        // it), so it reads the whole index from the live updates into memory instead. A catalog
+        // that only names updates a collapse replaced still reads whole: they are deleted after
+        // a writer's catalog moved on.
+        catalog.close();
+        catalog = memoryCatalog(manifest);
+        drift = catalogDrift(catalog, listing);
       }
       const archive = new Archive(indexDir, manifest, store, catalog, lock);
-      await archive.follow(listing);
+      await archive.follow(listing, drift);
       return archive;
     } catch (err) {
       await store.close().catch(() => undefined);
@@ -115,12 +114,15 @@ export class Archive {
   }
 
   /**
-   * Brings the catalog up to date with `listing`: indexes the updates it lacks; a writer rebuilds
-   * it when it names one that is not live (a reader got an index in memory instead, see open),
-   * then deletes what a committed collapse replaced, once the catalog names the result.
+   * Brings the catalog up to date with `listing`, against which it stands as `drift`: indexes
+   * the updates it lacks; a writer rebuilds it when it names one that is not live (a reader got
+   * an index in memory instead, see open), then deletes what a committed collapse replaced, once
+   * the catalog names the result.
    */
-  private async follow(listing: { live: string[]; superseded: string[] }): Promise<void> {
-    const drift = catalogDrift(this.catalog, listing);
+  private async follow(
+    listing: { live: string[]; superseded: string[] },
+    drift: CatalogDrift,
+  ): Promise<void> {
     if (drift.stale && this.lock) await rebuildCatalogFrom(this, listing.live, false);
     else {
       for (const name of drift.unrecorded)

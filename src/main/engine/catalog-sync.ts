@@ -27,7 +27,7 @@ export function catalogDrift(
   catalog: Catalog,
   listing: { live: string[]; superseded: string[] },
 ): CatalogDrift {
-  const recorded = catalog.stateUpdates();
+  const recorded = new Map(catalog.stateUpdates().map((s) => [s.id, s.update]));
   const unrecorded: string[] = [];
   let live = 0;
   for (const name of listing.live) {

@@ -317,22 +317,14 @@ export class Catalog {
     }
   }
 
-  /** The size recorded of each update the catalog names: its object's, which never changes. */
-  updateSizes(): Map<string, number> {
-    const rows = this.db.prepare('SELECT update_name, stored_bytes FROM states').all() as Array<{
-      update_name: string;
-      stored_bytes: number;
-    }>;
-    return new Map(rows.map((r) => [r.update_name, r.stored_bytes]));
-  }
-
-  /** The update object each state is recorded in, by state id. */
-  stateUpdates(): Map<number, string> {
-    const rows = this.db.prepare('SELECT id, update_name FROM states').all() as Array<{
-      id: number;
-      update_name: string;
-    }>;
-    return new Map(rows.map((r) => [r.id, r.update_name]));
+  /**
+   * The update object each state is recorded in and its size as recorded (the object's, which
+   * never changes): only these columns, as every open reads them.
+   */
+  stateUpdates(): Array<{ id: number; update: string; storedBytes: number }> {
+    return this.db
+      .prepare('SELECT id, update_name AS "update", stored_bytes AS storedBytes FROM states')
+      .all() as Array<{ id: number; update: string; storedBytes: number }>;
   }
 
   blobHashesOf(update: string): Buffer[] {

@@ -63,7 +63,7 @@ export function machineTimeZone(): string {
  * of the store: on S3 each size asked is a HEAD, and prune runs after every point of a watch.
  */
 export async function archiveBytes(archive: Archive): Promise<number> {
-  const recorded = archive.catalog.updateSizes();
+  const recorded = new Map(archive.catalog.stateUpdates().map((s) => [s.update, s.storedBytes]));
   let n = 0;
   for (const name of await archive.updateNames())
     n += recorded.get(name) ?? (await archive.store.size(name));
